@@ -1,0 +1,50 @@
+/*
+ * Transport over a xenstored Unix socket (dom0: /run/xenstored/socket). Layer: I/O.
+ * Sockets take absolute paths only. connect() rejects with XenstoreUnavailableError naming
+ * the socket and what to check; an aborted signal destroys the half-open socket.
+ */
+import { createConnection } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { unavailableHint, XenstoreUnavailableError } from '../errors.js';
+import type { Transport } from '../transport.js';
+
+export class UnixSocketTransport implements Transport {
+  readonly relativePaths = false;
+  readonly description: string;
+  readonly socketPath: string;
+
+  constructor(socketPath: string) {
+    this.socketPath = socketPath;
+    this.description = `xenstored socket ${socketPath}`;
+  }
+
+  connect(signal?: AbortSignal): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const socket = createConnection({ path: this.socketPath });
+      const onAbort = (): void => {
+        socket.destroy();
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      socket.once('connect', () => {
+        signal?.removeEventListener('abort', onAbort);
+        socket.removeAllListeners('error');
+        resolve(socket);
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(
+          new XenstoreUnavailableError(
+            this.socketPath,
+            `cannot connect to xenstored at ${this.socketPath}: ${unavailableHint(err.code)}`,
+            { cause: err },
+          ),
+        );
+      });
+    });
+  }
+}

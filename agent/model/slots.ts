@@ -1,0 +1,124 @@
+/*
+ * The hvc slot model: which /dev/hvcN each live console holds, replaying what the guest
+ * kernel's hvc layer does. Layer: pure; the model is plain data, saved as JSON under /run.
+ * Kernel rules (Linux drivers/tty/hvc/hvc_console.c): hvc_alloc() gives a new console the
+ * lowest index whose slot is free, and only indexes 0..7 have tty nodes (MAX_NR_HVC_CONSOLES
+ * = 8); hvc_remove() frees the slot; the primary console (hvc_instantiate() of vterm 0 in
+ * hvc_xen.c) holds slot 0 for good when the guest has one.
+ * How the order of allocations is known: while the agent follows changes, it sees each
+ * console go live in turn ('observed'). When several changes are seen at once, or when the
+ * agent starts with no saved model (first run since boot, /run being empty at boot), frees
+ * are applied first and allocations in xenstore directory order, the order in which the
+ * kernel probes ('inferred'). Every slot the model calls free is then checked to be empty
+ * (opening it fails with ENODEV); if one is not, the inferred assignments are marked
+ * 'uncertain' and get no links.
+ */
+import type { Phase } from './consoles.js';
+
+export const HVC_SLOTS = 8;
+
+export type Basis = 'observed' | 'inferred' | 'uncertain';
+
+export interface SlotAssignment {
+  readonly devid: number;
+  /** The hvc index, or null when the kernel could not give it one. */
+  readonly slot: number | null;
+  readonly basis: Basis;
+}
+
+export interface SlotModel {
+  readonly primary: boolean;
+  /** Live consoles, in allocation order. */
+  readonly live: readonly SlotAssignment[];
+}
+
+export interface ConsolePhase {
+  readonly devid: number;
+  readonly phase: Phase;
+}
+
+export function emptyModel(primary: boolean): SlotModel {
+  return { primary, live: [] };
+}
+
+/** Slots the model believes are held (by the primary console or a live channel). */
+export function heldSlots(model: SlotModel): Set<number> {
+  const held = new Set<number>(model.primary ? [0] : []);
+  for (const a of model.live) if (a.slot !== null) held.add(a.slot);
+  return held;
+}
+
+/** Slots the model believes are free: each must answer ENODEV when opened. */
+export function freeSlots(model: SlotModel): number[] {
+  const held = heldSlots(model);
+  return Array.from({ length: HVC_SLOTS }, (_, i) => i).filter((i) => !held.has(i));
+}
+
+/**
+ * The model after the consoles moved to `consoles` (usable consoles only, in xenstore
+ * directory order). Consoles no longer live free their slot first; consoles newly live then
+ * take the lowest free slot in directory order. `batch` says whether this is one observed
+ * change ('observed') or several at once / a reconstruction ('inferred').
+ */
+export function advance(
+  model: SlotModel,
+  consoles: readonly ConsolePhase[],
+  batch: 'observed' | 'inferred',
+): SlotModel {
+  const liveNow = new Set(consoles.filter((c) => c.phase === 'live').map((c) => c.devid));
+  const kept = model.live.filter((a) => liveNow.has(a.devid));
+  const known = new Set(kept.map((a) => a.devid));
+  const newlyLive = consoles.filter((c) => c.phase === 'live' && !known.has(c.devid));
+  const basis: Basis =
+    batch === 'observed' && newlyLive.length <= 1 && kept.length === model.live.length ? 'observed' : 'inferred';
+  const live = [...kept];
+  for (const c of newlyLive) {
+    const held = heldSlots({ primary: model.primary, live });
+    const slot = Array.from({ length: HVC_SLOTS }, (_, i) => i).find((i) => !held.has(i)) ?? null;
+    live.push({ devid: c.devid, slot, basis });
+  }
+  return { primary: model.primary, live };
+}
+
+/**
+ * Applies the result of checking the slots the model calls free. `occupied` lists those that
+ * turned out to have a console behind them. Any such slot means the inferred part of the
+ * model is wrong: those assignments become 'uncertain'.
+ */
+export function crossCheck(model: SlotModel, occupied: readonly number[]): SlotModel {
+  if (occupied.length === 0) return model;
+  return {
+    primary: model.primary,
+    live: model.live.map((a) => (a.basis === 'inferred' ? { ...a, basis: 'uncertain' } : a)),
+  };
+}
+
+/** The slot for `devid`, if the model knows it for sure enough to link. */
+export function slotOf(model: SlotModel, devid: number): { slot: number } | { problem: string } {
+  const a = model.live.find((x) => x.devid === devid);
+  if (!a) return { problem: 'the console is not live (no tty allocated)' };
+  if (a.slot === null) return { problem: `no free hvc slot: the guest kernel has only /dev/hvc0..${HVC_SLOTS - 1}` };
+  if (a.basis === 'uncertain') {
+    return {
+      problem: 'which /dev/hvcN it is cannot be told for sure (changes happened while xen-channels was not watching)',
+    };
+  }
+  return { slot: a.slot };
+}
+
+/** Reads a saved model back; undefined when the data is not a model (then reconstruct). */
+export function parseModel(data: unknown): SlotModel | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const { primary, live } = data as { primary?: unknown; live?: unknown };
+  if (typeof primary !== 'boolean' || !Array.isArray(live)) return undefined;
+  const parsed: SlotAssignment[] = [];
+  for (const item of live) {
+    const { devid, slot, basis } = (item ?? {}) as { devid?: unknown; slot?: unknown; basis?: unknown };
+    if (typeof devid !== 'number' || !Number.isInteger(devid) || devid < 1 || devid > 9) return undefined;
+    if (slot !== null && (typeof slot !== 'number' || !Number.isInteger(slot) || slot < 0 || slot >= HVC_SLOTS))
+      return undefined;
+    if (basis !== 'observed' && basis !== 'inferred' && basis !== 'uncertain') return undefined;
+    parsed.push({ devid, slot, basis });
+  }
+  return { primary, live: parsed };
+}

@@ -6,19 +6,13 @@
  * Exit codes (also in the README): 0 success, 1 operation failed, 2 usage error,
  * 3 no xenstore endpoint (not a Xen guest/dom0, or not root).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isXenChannelsError } from '../errors.js';
+import { VERSION } from '../version.js';
 import { chooseTransport } from '../xenstore/default-transport.js';
 import { XenstoreUnavailableError } from '../xenstore/errors.js';
 import { EXIT, UsageError } from './usage.js';
 import { runXs, xsHelp } from './xs.js';
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
 
 const help = `Usage: xen-channel <command> [options]
 
@@ -46,7 +40,7 @@ export async function main(
       return command === undefined ? EXIT.usage : EXIT.ok;
     }
     if (command === '--version' || command === '-V') {
-      out.write(`${version()}\n`);
+      out.write(`${VERSION}\n`);
       return EXIT.ok;
     }
     if (command === 'xs') {
@@ -54,8 +48,7 @@ export async function main(
         out.write(xsHelp);
         return EXIT.ok;
       }
-      const transport = chooseTransport({ env: process.env, exists: existsSync });
-      return await runXs(rest, transport, out);
+      return await runXs(rest, () => chooseTransport({ env: process.env, exists: existsSync }), out);
     }
     throw new UsageError(`unknown command ${JSON.stringify(command)}; see xen-channel --help`);
   } catch (error) {

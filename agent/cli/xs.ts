@@ -48,9 +48,10 @@ function printTree(node: TreeNode, out: NodeJS.WritableStream): void {
   for (const child of node.children) printTree(child, out);
 }
 
+/** Runs `xs`; the transport is only chosen once the arguments are known to be right. */
 export async function runXs(
   argv: readonly string[],
-  transport: Transport,
+  makeTransport: () => Transport,
   out: NodeJS.WritableStream,
 ): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -64,7 +65,7 @@ export async function runXs(
   const count = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count);
   if (!(count > 0)) throw new UsageError(`--count expects a positive number, got ${JSON.stringify(values.count)}`);
 
-  const client = await XenstoreClient.connect({ transport });
+  const client = await XenstoreClient.connect({ transport: makeTransport() });
   try {
     if (verb === 'read') {
       out.write(`${await client.read(path ?? '')}\n`);

@@ -11,6 +11,7 @@ import { isXenChannelsError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { chooseTransport } from '../xenstore/default-transport.js';
 import { XenstoreUnavailableError } from '../xenstore/errors.js';
+import { channelsHelp, runChannelCommand } from './channels.js';
 import { EXIT, UsageError } from './usage.js';
 import { runXs, xsHelp } from './xs.js';
 
@@ -19,7 +20,7 @@ const help = `Usage: xen-channel <command> [options]
 Names Xen PV channels inside a guest.
 
 Commands:
-  xs ls|read|watch ...   xenstore diagnostics with xen-channels' own client
+${channelsHelp}  xs ls|read|watch ...                 xenstore diagnostics with xen-channels' own client
 
 Options:
   --version              print the version
@@ -42,6 +43,13 @@ export async function main(
     if (command === '--version' || command === '-V') {
       out.write(`${VERSION}\n`);
       return EXIT.ok;
+    }
+    if (command === 'agent' || command === 'udev-event' || command === 'status') {
+      if (rest.includes('--help')) {
+        out.write(`Usage: xen-channel ${command} [options]\n${channelsHelp}`);
+        return EXIT.ok;
+      }
+      return await runChannelCommand(command, rest, out, err);
     }
     if (command === 'xs') {
       if (rest.includes('--help')) {

@@ -1,0 +1,296 @@
+/*
+ * The reconcile step, shared by every trigger (the service's xenstore watch, the udev
+ * helper, `status`): observe (xenstore, tty probes) → plan (pure: inventory, slot model,
+ * names, rules) → apply (rules file + udevadm, or direct links) → verify → save.
+ * Layer: orchestration over the effects interfaces; the decisions live in model/.
+ * Invariants: idempotent (a second run with nothing changed writes nothing and runs no
+ * udevadm); serialised across processes by the run-root lock; a failure leaves the previous
+ * rules and links in place and is thrown once, with what to do; a problem with one channel
+ * (bad name, unusable devid, uncertain tty) never stops the others from being linked, and
+ * is logged once, when it first appears.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Env } from './effects/env.js';
+import { readFileIfExists, withLock, writeFileAtomic } from './effects/files.js';
+import { syncLinks, ttyTarget, verifyLinks } from './effects/links.js';
+import { applyRules } from './effects/udevadm.js';
+import { type ConsoleEntry, inventory, type RawConsole } from './model/consoles.js';
+import { type ChannelName, resolveDuplicates } from './model/names.js';
+import { type ChannelLink, GENERATED_RULES_FILE, linkPaths, renderRules } from './model/rules.js';
+import {
+  advance,
+  type Basis,
+  crossCheck,
+  emptyModel,
+  freeSlots,
+  parseModel,
+  type SlotModel,
+  slotOf,
+} from './model/slots.js';
+import type { XenstoreOperations } from './xenstore/client.js';
+import { XenstoreError } from './xenstore/errors.js';
+
+/** Where a channel stands, for `status`, the API and logs. */
+export interface ChannelReport {
+  readonly key: string;
+  readonly devid: number | undefined;
+  /** The validated name; undefined for an unnamed console or a rejected name. */
+  readonly name: string | undefined;
+  readonly state: string;
+  /** The hvc index when known for sure. */
+  readonly slot: number | undefined;
+  readonly basis: Basis | undefined;
+  /** Links relative to the dev root ("vport/<name>"), present when the channel is linked. */
+  readonly links: readonly string[];
+  readonly problems: readonly string[];
+}
+
+export interface Observation {
+  readonly consoles: readonly RawConsole[];
+  /** The guest has a primary PV console (it holds hvc0). */
+  readonly primary: boolean;
+}
+
+export interface ReconcileResult {
+  readonly channels: readonly ChannelReport[];
+  readonly model: SlotModel;
+  /** Whether the rules or links changed in this run. */
+  readonly changed: boolean;
+}
+
+interface SavedState {
+  readonly model: SlotModel;
+  /** Problems already logged, by console key: logged again only when they change. */
+  readonly problems: Readonly<Record<string, readonly string[]>>;
+}
+
+export const CONSOLE_DIR = 'device/console';
+
+export function statePath(env: Pick<Env, 'roots'>): string {
+  return join(env.roots.run, 'xen-channels', 'state.json');
+}
+
+export function rulesPath(env: Pick<Env, 'roots'>): string {
+  return join(env.roots.run, 'udev', 'rules.d', GENERATED_RULES_FILE);
+}
+
+async function readOptional(ops: XenstoreOperations, path: string): Promise<Buffer | undefined> {
+  try {
+    return await ops.readBuffer(path);
+  } catch (err) {
+    if (err instanceof XenstoreError && (err.code === 'ENOENT' || err.code === 'EACCES')) return undefined;
+    throw err;
+  }
+}
+
+/** Reads every console under device/console. Nodes that vanish meanwhile are skipped. */
+export async function observe(ops: XenstoreOperations): Promise<Observation> {
+  let keys: string[];
+  try {
+    keys = await ops.directory(CONSOLE_DIR);
+  } catch (err) {
+    if (!(err instanceof XenstoreError && err.code === 'ENOENT')) throw err;
+    keys = [];
+  }
+  const consoles: RawConsole[] = [];
+  for (const key of keys) {
+    const base = `${CONSOLE_DIR}/${key}`;
+    const [name, state, backend] = await Promise.all([
+      readOptional(ops, `${base}/name`),
+      readOptional(ops, `${base}/state`),
+      readOptional(ops, `${base}/backend`),
+    ]);
+    if (name === undefined && state === undefined && backend === undefined) continue; // removed meanwhile
+    const backendPath = backend?.toString('utf8');
+    const backendState =
+      backendPath && /^\/[A-Za-z0-9/_-]+$/.test(backendPath)
+        ? await readOptional(ops, `${backendPath}/state`)
+        : undefined;
+    consoles.push({ key, name, state: state?.toString('latin1'), backendState: backendState?.toString('latin1') });
+  }
+  const primary =
+    (await readOptional(ops, 'console/port')) !== undefined ||
+    (await readOptional(ops, 'console/ring-ref')) !== undefined;
+  return { consoles, primary };
+}
+
+/** The slot model after `observation`, before the free-slot cross-check. Pure. */
+export function nextModel(
+  previous: SlotModel | undefined,
+  entries: readonly ConsoleEntry[],
+  primary: boolean,
+): SlotModel {
+  const usable = entries.flatMap((e) =>
+    e.unusable === undefined && e.devid !== undefined ? [{ devid: e.devid, phase: e.phase }] : [],
+  );
+  return advance(previous ?? emptyModel(primary), usable, previous ? 'observed' : 'inferred');
+}
+
+/** Per-channel reports and the links to make, from the inventory and the model. Pure. */
+export function planChannels(
+  entries: readonly ConsoleEntry[],
+  model: SlotModel,
+  linkDirs: readonly string[],
+): { reports: ChannelReport[]; links: ChannelLink[] } {
+  const named = entries.flatMap((e) =>
+    e.name?.ok && e.devid !== undefined && !e.unusable ? [{ devid: e.devid, name: e.name.name }] : [],
+  );
+  const { winners, conflicts } = resolveDuplicates(named);
+  const links: ChannelLink[] = [];
+  const reports = entries.map((entry): ChannelReport => {
+    const problems: string[] = [];
+    if (entry.unusable) problems.push(entry.unusable);
+    if (entry.name && !entry.name.ok) problems.push(`name "${entry.name.shown}" rejected: ${entry.name.reason}`);
+    if (entry.state === 1 && entry.backendState !== undefined && entry.backendState < 2 && !entry.unusable) {
+      problems.push('stuck in Initialising: the backend in dom0 is not serving this console (is its QEMU running?)');
+    }
+    const conflict = conflicts.find((c) => entry.devid !== undefined && c.losers.includes(entry.devid));
+    if (conflict) problems.push(`name ${conflict.name} is also used by devid ${conflict.winner}, which keeps it`);
+    const assignment = entry.devid === undefined ? undefined : model.live.find((a) => a.devid === entry.devid);
+    const where = entry.devid === undefined || entry.unusable ? undefined : slotOf(model, entry.devid);
+    if (where && 'problem' in where && entry.phase === 'live') problems.push(where.problem);
+    const slot = where && 'slot' in where ? where.slot : undefined;
+    const name = entry.name?.ok ? entry.name.name : undefined;
+    let channelLinks: string[] = [];
+    if (
+      name !== undefined &&
+      slot !== undefined &&
+      entry.devid !== undefined &&
+      winners.has(entry.devid) &&
+      !conflict
+    ) {
+      links.push({ name: name as ChannelName, devid: entry.devid, slot });
+      channelLinks = linkPaths(name as ChannelName, linkDirs);
+    }
+    return {
+      key: entry.key,
+      devid: entry.devid,
+      name,
+      state: entry.stateName,
+      slot,
+      basis: assignment?.basis,
+      links: channelLinks,
+      problems,
+    };
+  });
+  return { reports, links };
+}
+
+async function loadState(env: Env): Promise<SavedState | undefined> {
+  const text = await readFileIfExists(statePath(env));
+  if (text === undefined) return undefined;
+  try {
+    const data = JSON.parse(text) as { model?: unknown; problems?: unknown };
+    const model = parseModel(data.model);
+    if (!model) throw new Error('not a slot model');
+    const problems =
+      typeof data.problems === 'object' && data.problems !== null ? (data.problems as SavedState['problems']) : {};
+    return { model, problems };
+  } catch (err) {
+    env.log.log('warn', `ignoring unreadable saved state ${statePath(env)} (${(err as Error).message}); rebuilding it`);
+    return undefined;
+  }
+}
+
+/** Slots whose rule differs between two rendered files (to re-trigger exactly those ttys). */
+function changedSlots(before: string, after: string): number[] {
+  const rulesBySlot = (text: string): Map<number, string> =>
+    new Map(
+      text.split('\n').flatMap((line) => {
+        const m = /KERNEL=="hvc(\d)"/.exec(line);
+        return m ? [[Number(m[1]), line] as const] : [];
+      }),
+    );
+  const a = rulesBySlot(before);
+  const b = rulesBySlot(after);
+  return [...new Set([...a.keys(), ...b.keys()])].filter((s) => a.get(s) !== b.get(s)).sort((x, y) => x - y);
+}
+
+export interface ReconcileOptions {
+  /** false: compute and report without touching rules, links or the saved state (`status`). */
+  readonly apply?: boolean;
+  /** Running as a udev RUN program: do not wait for udev, nor check links it has not made yet. */
+  readonly fromUdev?: boolean;
+}
+
+/**
+ * One reconcile pass.
+ * @throws XenstoreError, FileEffectError, ExecError, LockTimeoutError — previous links stay.
+ */
+export async function reconcile(
+  env: Env,
+  ops: XenstoreOperations,
+  options: ReconcileOptions = {},
+): Promise<ReconcileResult> {
+  const apply = options.apply ?? true;
+  const waitForUdev = !options.fromUdev;
+  return withLock(env.roots.run, env.clock, async () => {
+    const saved = await loadState(env);
+    const observation = await observe(ops);
+    const entries = inventory(observation.consoles);
+    const predicted = nextModel(saved?.model, entries, observation.primary);
+    const occupied: number[] = [];
+    for (const slot of freeSlots(predicted)) {
+      if ((await env.probeTty(join(env.roots.dev, `hvc${slot}`))) === 'occupied') occupied.push(slot);
+    }
+    if (occupied.length > 0) {
+      env.log.log(
+        'warn',
+        `hvc slots thought free have a console behind them: ${occupied.map((s) => `hvc${s}`).join(', ')}; unlinking the channels whose tty is inferred`,
+      );
+    }
+    const model = crossCheck(predicted, occupied);
+    const { reports, links } = planChannels(entries, model, env.linkDirs);
+    if (!apply) return { channels: reports, model, changed: false };
+
+    const wanted = new Map(
+      links.flatMap((l) => linkPaths(l.name, env.linkDirs).map((rel) => [rel, ttyTarget(l.slot)] as const)),
+    );
+    let changed: boolean;
+    if (env.linkMode === 'udev') {
+      const rules = renderRules(links, env.linkDirs);
+      const before = (await readFileIfExists(rulesPath(env))) ?? '';
+      changed = before !== rules;
+      if (changed) {
+        await writeFileAtomic(rulesPath(env), rules);
+        try {
+          await applyRules(env, changedSlots(before, rules), waitForUdev);
+        } catch (err) {
+          // Put the old rules back, so that the next run sees the change again and retries.
+          await (before === '' ? rm(rulesPath(env), { force: true }) : writeFileAtomic(rulesPath(env), before));
+          throw err;
+        }
+      }
+    } else {
+      const { created, removed } = await syncLinks(env.roots.dev, env.linkDirs, wanted);
+      changed = created.length + removed.length > 0;
+    }
+    const checkLinks = waitForUdev || env.linkMode === 'direct';
+    const broken = checkLinks ? await verifyLinks(env.roots.dev, wanted) : new Map<string, string>();
+    const finalReports = reports.map((r) => {
+      const bad = r.links.flatMap((rel) => (broken.has(rel) ? [broken.get(rel) as string] : []));
+      return bad.length ? { ...r, problems: [...r.problems, ...bad] } : r;
+    });
+
+    const problems: Record<string, readonly string[]> = {};
+    for (const r of finalReports) {
+      if (r.problems.length === 0) continue;
+      problems[r.key] = r.problems;
+      const before = saved?.problems[r.key] ?? [];
+      for (const p of r.problems) {
+        if (!before.includes(p)) env.log.log('warn', `channel ${r.name ?? `devid ${r.key}`}: ${p}`, { key: r.key });
+      }
+    }
+    for (const r of finalReports) {
+      if (changed && r.links.length > 0 && r.slot !== undefined) {
+        env.log.log(
+          'info',
+          `channel ${r.name} (devid ${r.devid}) is /dev/hvc${r.slot}: /dev/${r.links.join(', /dev/')}`,
+        );
+      }
+    }
+    await writeFileAtomic(statePath(env), `${JSON.stringify({ model, problems }, null, 2)}\n`);
+    return { channels: finalReports, model, changed };
+  });
+}

@@ -1,0 +1,124 @@
+/*
+ * The long-running agent (`xen-channel agent`, the systemd service): one xenstore watch on
+ * device/console, a reconcile after every change. Layer: service over an injected Env.
+ * Behaviour: events that arrive while a reconcile runs are folded into one more run; no
+ * timer runs while nothing happens; a failed reconcile is retried with backoff (1 s doubling
+ * to 60 s) until one succeeds or a new event arrives; a lost xenstore connection is
+ * re-established with backoff and the watch re-registered (which fires it, so the agent
+ * rescans). stop() (SIGTERM) lets a running reconcile finish, then closes everything.
+ */
+import { EventEmitter } from 'node:events';
+import type { Env } from '../effects/env.js';
+import { CONSOLE_DIR, type ReconcileResult, reconcile } from '../reconcile.js';
+import { XenstoreClient } from '../xenstore/client.js';
+
+export interface AgentEvents {
+  reconciled: [result: ReconcileResult];
+  failed: [error: Error];
+}
+
+const RETRY_MS = { first: 1000, max: 60_000 };
+
+export class Agent {
+  private readonly env: Env;
+  private readonly client: XenstoreClient;
+  private readonly emitter = new EventEmitter();
+  private readonly stopping = new AbortController();
+  private running: Promise<void> | undefined;
+  private again = false;
+  private retryDelay = RETRY_MS.first;
+  private retryTimer: AbortController | undefined;
+  private loop: Promise<void> = Promise.resolve();
+
+  private constructor(env: Env, client: XenstoreClient) {
+    this.env = env;
+    this.client = client;
+  }
+
+  /** Connects to xenstore, registers the watch (which runs the first reconcile) and returns. */
+  static async start(env: Env): Promise<Agent> {
+    const client = await XenstoreClient.connect({
+      transport: env.xenstore,
+      clock: env.clock,
+      retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 5000),
+    });
+    client.on('reconnecting', ({ attempt, delayMs, cause }) =>
+      env.log.log(
+        'warn',
+        `xenstore connection lost (${String((cause as Error)?.message ?? cause)}); reconnecting in ${delayMs} ms (attempt ${attempt})`,
+      ),
+    );
+    const agent = new Agent(env, client);
+    const watch = await client.watch(CONSOLE_DIR);
+    agent.loop = (async () => {
+      for await (const _ of watch) agent.trigger();
+    })().catch((err: Error) => {
+      if (!agent.stopping.signal.aborted)
+        env.log.log('error', `the xenstore watch on ${CONSOLE_DIR} ended: ${err.message}`);
+    });
+    env.log.log(
+      'info',
+      `watching ${CONSOLE_DIR} through ${env.xenstore.description} (links: ${env.linkMode === 'udev' ? 'udev rules' : 'direct'})`,
+    );
+    return agent;
+  }
+
+  on<E extends keyof AgentEvents>(event: E, listener: (...args: AgentEvents[E]) => void): this {
+    this.emitter.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  /** Asks for a reconcile; folded into the running one's follow-up when one is running. */
+  trigger(): void {
+    if (this.stopping.signal.aborted) return;
+    this.retryTimer?.abort();
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.runUntilQuiet().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  private async runUntilQuiet(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        const result = await reconcile(this.env, this.client);
+        this.retryDelay = RETRY_MS.first;
+        this.emitter.emit('reconciled', result);
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.env.log.log(
+          'error',
+          `could not update the channel links: ${error.message}; retrying in ${this.retryDelay / 1000} s`,
+        );
+        this.emitter.emit('failed', error);
+        this.scheduleRetry();
+        return;
+      }
+    } while (this.again && !this.stopping.signal.aborted);
+  }
+
+  private scheduleRetry(): void {
+    const timer = new AbortController();
+    this.retryTimer = timer;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MS.max);
+    this.env.clock.sleep(delay, timer.signal).then(
+      () => this.trigger(),
+      () => {},
+    );
+  }
+
+  /** Stops watching: a running reconcile finishes first; nothing is left running. */
+  async stop(): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    this.stopping.abort();
+    this.retryTimer?.abort();
+    await this.running;
+    await this.client.close();
+    await this.loop;
+  }
+}

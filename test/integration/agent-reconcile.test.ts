@@ -1,0 +1,119 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { reconcile, statePath } from '../../agent/reconcile.js';
+import { XenstoreClient } from '../../agent/xenstore/client.js';
+import { guestToDom0, linkTarget, recordingEnv, startGuest } from '../helpers/sim-guest.js';
+
+t.test('channels present at boot get their links, and each link reaches its own channel', async (t) => {
+  const guest = await startGuest(t);
+  const names = ['org.qemu.guest_agent.0', 'org.example.a', 'org.example.b'];
+  for (const [i, name] of names.entries()) await guest.plug(i + 1, name);
+  const env = recordingEnv(guest);
+  const client = await XenstoreClient.connect({ transport: env.xenstore });
+  t.teardown(() => client.close());
+  const result = await reconcile(env, client);
+  t.equal(result.changed, true);
+  for (const [i, name] of names.entries()) {
+    for (const dir of ['vport', 'xen-channel', 'virtio-ports']) {
+      t.equal(await linkTarget(guest, `${dir}/${name}`), `../hvc${i + 1}`, `${dir}/${name} -> hvc${i + 1}`);
+    }
+    const seen = await guestToDom0(guest, join(guest.roots.dev, 'vport', name), i + 1, `hello ${name}`);
+    t.match(seen, `hello ${name}`, `bytes written to /dev/vport/${name} reach the dom0 socket of devid ${i + 1}`);
+  }
+  t.match(env.lines.join('\n'), /channel org\.example\.a \(devid 2\) is \/dev\/hvc2: \/dev\/vport\/org\.example\.a/);
+  const again = await reconcile(env, client);
+  t.equal(again.changed, false, 'a second run changes nothing');
+});
+
+t.test('the lab hotplug sequence keeps every link right, and unplug removes links', async (t) => {
+  const guest = await startGuest(t);
+  const env = recordingEnv(guest);
+  const client = await XenstoreClient.connect({ transport: env.xenstore });
+  t.teardown(() => client.close());
+  const name = (devid: number) => `org.example.ch${devid}`;
+  const steps: Array<[string, () => Promise<void>, Record<number, number>]> = [
+    [
+      'boot 1,2,3',
+      async () => {
+        for (const d of [1, 2, 3]) await guest.plug(d, name(d));
+      },
+      { 1: 1, 2: 2, 3: 3 },
+    ],
+    ['unplug 2', () => guest.unplug(2), { 1: 1, 3: 3 }],
+    ['plug 4', () => guest.plug(4, name(4)), { 1: 1, 3: 3, 4: 2 }],
+    ['plug 5', () => guest.plug(5, name(5)), { 1: 1, 3: 3, 4: 2, 5: 4 }],
+    ['unplug 4', () => guest.unplug(4), { 1: 1, 3: 3, 5: 4 }],
+    ['plug 6', () => guest.plug(6, name(6)), { 1: 1, 3: 3, 5: 4, 6: 2 }],
+  ];
+  for (const [what, act, expected] of steps) {
+    await act();
+    await reconcile(env, client);
+    const table = Object.fromEntries([...guest.slotTable()].map(([slot, devid]) => [devid, slot]));
+    t.same(table, expected, `${what}: the simulated kernel's slots`);
+    for (const devid of [1, 2, 3, 4, 5, 6]) {
+      const want = expected[devid];
+      t.equal(
+        await linkTarget(guest, `vport/${name(devid)}`),
+        want === undefined ? undefined : `../hvc${want}`,
+        `${what}: vport/${name(devid)}`,
+      );
+    }
+  }
+  const seen = await guestToDom0(guest, join(guest.roots.dev, 'vport', name(6)), 6, 'through hvc2 to devid 6');
+  t.match(seen, 'through hvc2 to devid 6');
+});
+
+t.test('a restart in the middle of the sequence continues from the saved model', async (t) => {
+  const guest = await startGuest(t);
+  const env = recordingEnv(guest);
+  for (const d of [1, 2, 3]) await guest.plug(d, `c${d}`);
+  const first = await XenstoreClient.connect({ transport: env.xenstore });
+  await reconcile(env, first);
+  await first.close(); // the agent stops
+  await guest.unplug(2);
+  await guest.plug(4, 'c4'); // while nobody watched: 4 took hvc2
+  const saved = JSON.parse(await readFile(statePath(env), 'utf8'));
+  t.same(
+    saved.model.live.map((a: { devid: number }) => a.devid),
+    [1, 2, 3],
+    'the saved model is from before the restart',
+  );
+  const second = await XenstoreClient.connect({ transport: env.xenstore });
+  t.teardown(() => second.close());
+  const result = await reconcile(env, second);
+  t.equal(await linkTarget(guest, 'vport/c4'), '../hvc2', 'frees first, then allocations: c4 is hvc2');
+  t.equal(await linkTarget(guest, 'vport/c2'), undefined);
+  t.match(
+    result.channels.find((c) => c.name === 'c4'),
+    { slot: 2, basis: 'inferred' },
+  );
+});
+
+t.test('bad names, unusable devids and duplicates are reported; good channels still get links', async (t) => {
+  const guest = await startGuest(t);
+  await guest.plug(1, 'good.one');
+  await guest.plug(2, '../../etc/passwd');
+  await guest.plug(3, Buffer.from('evil"\nRUN+="/bin/sh'));
+  await guest.plug(4, 'good.one');
+  await guest.plug(10, 'ten');
+  const env = recordingEnv(guest);
+  const client = await XenstoreClient.connect({ transport: env.xenstore });
+  t.teardown(() => client.close());
+  const result = await reconcile(env, client);
+  t.equal(await linkTarget(guest, 'vport/good.one'), '../hvc1');
+  const byKey = Object.fromEntries(result.channels.map((c) => [c.key, c]));
+  t.match(byKey['2']?.problems, [/name "\.\.\/\.\.\/etc\/passwd" rejected: .*contains "\/"/]);
+  t.match(byKey['3']?.problems, [/rejected: the name contains a control or non-ASCII byte/]);
+  t.match(byKey['4']?.problems, [/name good\.one is also used by devid 1, which keeps it/]);
+  t.match(byKey['10']?.problems, [/devid 10 cannot work.*use a devid from 1 to 9/]);
+  t.same(byKey['4']?.links, []);
+  const log = env.lines.join('\n');
+  t.match(log, /warn: channel devid 2: name "\.\.\/\.\.\/etc\/passwd" rejected/);
+  const hasControl = (line: string) => [...line].some((c) => c < ' ' || c === '\x7f');
+  t.notOk(env.lines.some(hasControl), 'no control byte of a hostile name reaches a log line');
+  t.match(log, /name "evil\\x22\\x0aRUN\+=\\x22\/bin\/sh" rejected/, 'it is shown escaped');
+  const rerun = env.lines.length;
+  await reconcile(env, client);
+  t.equal(env.lines.length, rerun, 'problems are logged once, not on every run');
+});

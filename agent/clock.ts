@@ -8,12 +8,15 @@
 export interface Clock {
   /** Milliseconds on a monotonic scale. */
   now(): number;
+  /** Wall-clock milliseconds since the epoch, for times that outlive the process. */
+  epochMs(): number;
   /** Resolves after `ms`; rejects with `signal.reason` if the signal aborts first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 export const systemClock: Clock = {
   now: () => performance.now(),
+  epochMs: () => Date.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) {

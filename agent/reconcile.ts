@@ -57,15 +57,37 @@ export interface ReconcileResult {
   readonly model: SlotModel;
   /** Whether the rules or links changed in this run. */
   readonly changed: boolean;
+  /** Set while a console waits for its probe: reconcile again after this long to judge it. */
+  readonly recheckAfterMs: number | undefined;
 }
 
 interface SavedState {
   readonly model: SlotModel;
   /** Problems already logged, by console key: logged again only when they change. */
   readonly problems: Readonly<Record<string, readonly string[]>>;
+  /** When each console was first seen waiting for its probe (epoch ms). */
+  readonly waitingSince: Readonly<Record<string, number>>;
+  /** What each linked console was linked as ("name -> hvcN"), to log only what changes. */
+  readonly linked: Readonly<Record<string, string>>;
 }
 
 export const CONSOLE_DIR = 'device/console';
+
+/** How long a console may wait for the guest kernel's probe before it is reported stuck. */
+export const STUCK_AFTER_MS = 10_000;
+
+function stuckProblem(entry: ConsoleEntry): string {
+  // No running count of seconds here: a problem is logged again only when its text changes.
+  const since = `in ${entry.stateName} for more than ${STUCK_AFTER_MS / 1000} s`;
+  if (entry.backendState === undefined || entry.backendState < 2) {
+    return `stuck ${since}: the backend in dom0 is not serving this console (is the domain's QEMU running?)`;
+  }
+  return (
+    `stuck ${since} although the backend is ready: this guest kernel did not probe it. Linux 5.16 up to the ` +
+    "Nov 2023 fix 'hvc/xen: fix event channel handling for secondary consoles' cannot probe secondary consoles " +
+    `(the kernel log says "probe of console-${entry.key} failed with error -2"); update the guest kernel`
+  );
+}
 
 export function statePath(env: Pick<Env, 'roots'>): string {
   return join(env.roots.run, 'xen-channels', 'state.json');
@@ -132,6 +154,7 @@ export function planChannels(
   entries: readonly ConsoleEntry[],
   model: SlotModel,
   linkDirs: readonly string[],
+  waitedMs: (key: string) => number = () => 0,
 ): { reports: ChannelReport[]; links: ChannelLink[] } {
   const named = entries.flatMap((e) =>
     e.name?.ok && e.devid !== undefined && !e.unusable ? [{ devid: e.devid, name: e.name.name }] : [],
@@ -142,9 +165,8 @@ export function planChannels(
     const problems: string[] = [];
     if (entry.unusable) problems.push(entry.unusable);
     if (entry.name && !entry.name.ok) problems.push(`name "${entry.name.shown}" rejected: ${entry.name.reason}`);
-    if (entry.state === 1 && entry.backendState !== undefined && entry.backendState < 2 && !entry.unusable) {
-      problems.push('stuck in Initialising: the backend in dom0 is not serving this console (is its QEMU running?)');
-    }
+    const waited = entry.phase === 'waiting' && !entry.unusable ? waitedMs(entry.key) : 0;
+    if (waited >= STUCK_AFTER_MS) problems.push(stuckProblem(entry));
     const conflict = conflicts.find((c) => entry.devid !== undefined && c.losers.includes(entry.devid));
     if (conflict) problems.push(`name ${conflict.name} is also used by devid ${conflict.winner}, which keeps it`);
     const assignment = entry.devid === undefined ? undefined : model.live.find((a) => a.devid === entry.devid);
@@ -181,12 +203,17 @@ async function loadState(env: Env): Promise<SavedState | undefined> {
   const text = await readFileIfExists(statePath(env));
   if (text === undefined) return undefined;
   try {
-    const data = JSON.parse(text) as { model?: unknown; problems?: unknown };
+    const data = JSON.parse(text) as Record<string, unknown>;
     const model = parseModel(data.model);
     if (!model) throw new Error('not a slot model');
-    const problems =
-      typeof data.problems === 'object' && data.problems !== null ? (data.problems as SavedState['problems']) : {};
-    return { model, problems };
+    const record = <T>(value: unknown): Readonly<Record<string, T>> =>
+      typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, T>) : {};
+    return {
+      model,
+      problems: record<readonly string[]>(data.problems),
+      waitingSince: record<number>(data.waitingSince),
+      linked: record<string>(data.linked),
+    };
   } catch (err) {
     env.log.log('warn', `ignoring unreadable saved state ${statePath(env)} (${(err as Error).message}); rebuilding it`);
     return undefined;
@@ -241,8 +268,18 @@ export async function reconcile(
       );
     }
     const model = crossCheck(predicted, occupied);
-    const { reports, links } = planChannels(entries, model, env.linkDirs);
-    if (!apply) return { channels: reports, model, changed: false };
+    const now = env.clock.epochMs();
+    const waitingSince: Record<string, number> = {};
+    for (const e of entries) {
+      if (e.phase === 'waiting' && !e.unusable) waitingSince[e.key] = saved?.waitingSince[e.key] ?? now;
+    }
+    const waitedMs = (key: string): number => now - (waitingSince[key] ?? now);
+    const { reports, links } = planChannels(entries, model, env.linkDirs, waitedMs);
+    const pending = Object.keys(waitingSince)
+      .map((key) => STUCK_AFTER_MS - waitedMs(key))
+      .filter((ms) => ms > 0);
+    const recheckAfterMs = pending.length > 0 ? Math.min(...pending) : undefined;
+    if (!apply) return { channels: reports, model, changed: false, recheckAfterMs };
 
     const wanted = new Map(
       links.flatMap((l) => linkPaths(l.name, env.linkDirs).map((rel) => [rel, ttyTarget(l.slot)] as const)),
@@ -282,15 +319,22 @@ export async function reconcile(
         if (!before.includes(p)) env.log.log('warn', `channel ${r.name ?? `devid ${r.key}`}: ${p}`, { key: r.key });
       }
     }
+    const linked: Record<string, string> = {};
     for (const r of finalReports) {
-      if (changed && r.links.length > 0 && r.slot !== undefined) {
+      if (r.links.length === 0 || r.slot === undefined) continue;
+      linked[r.key] = `${r.name} -> hvc${r.slot}`;
+      if (saved?.linked[r.key] !== linked[r.key]) {
         env.log.log(
           'info',
           `channel ${r.name} (devid ${r.devid}) is /dev/hvc${r.slot}: /dev/${r.links.join(', /dev/')}`,
         );
       }
     }
-    await writeFileAtomic(statePath(env), `${JSON.stringify({ model, problems }, null, 2)}\n`);
-    return { channels: finalReports, model, changed };
+    for (const [key, was] of Object.entries(saved?.linked ?? {})) {
+      if (!(key in linked))
+        env.log.log('info', `channel ${was.replace(/ -> .*/, '')} (devid ${key}) is gone: links removed`);
+    }
+    await writeFileAtomic(statePath(env), `${JSON.stringify({ model, problems, waitingSince, linked }, null, 2)}\n`);
+    return { channels: finalReports, model, changed, recheckAfterMs };
   });
 }

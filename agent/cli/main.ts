@@ -12,6 +12,7 @@ import { VERSION } from '../version.js';
 import { chooseTransport } from '../xenstore/default-transport.js';
 import { XenstoreUnavailableError } from '../xenstore/errors.js';
 import { channelsHelp, runChannelCommand } from './channels.js';
+import { demoHelp, runDemo } from './demo.js';
 import { EXIT, UsageError } from './usage.js';
 import { runXs, xsHelp } from './xs.js';
 
@@ -20,7 +21,7 @@ const help = `Usage: xen-channel <command> [options]
 Names Xen PV channels inside a guest.
 
 Commands:
-${channelsHelp}  xs ls|read|watch ...                 xenstore diagnostics with xen-channels' own client
+${channelsHelp}${demoHelp}  xs ls|read|watch ...                 xenstore diagnostics with xen-channels' own client
 
 Options:
   --version              print the version
@@ -50,6 +51,13 @@ export async function main(
         return EXIT.ok;
       }
       return await runChannelCommand(command, rest, out, err);
+    }
+    if (command === 'demo') {
+      if (rest.includes('--help')) {
+        out.write(`Usage: xen-channel demo [--keep]\n${demoHelp}`);
+        return EXIT.ok;
+      }
+      return await runDemo(rest, out);
     }
     if (command === 'xs') {
       if (rest.includes('--help')) {

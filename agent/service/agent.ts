@@ -3,7 +3,8 @@
  * device/console, a reconcile after every change. Layer: service over an injected Env.
  * Behaviour: events that arrive while a reconcile runs are folded into one more run; no
  * timer runs while nothing happens; a failed reconcile is retried with backoff (1 s doubling
- * to 60 s) until one succeeds or a new event arrives; a lost xenstore connection is
+ * to 60 s) until one succeeds or a new event arrives; while a console waits for the guest
+ * kernel's probe, one timer re-runs the reconcile when its grace time ends (to report it stuck); a lost xenstore connection is
  * re-established with backoff and the watch re-registered (which fires it, so the agent
  * rescans). stop() (SIGTERM) lets a running reconcile finish, then closes everything.
  */
@@ -88,6 +89,8 @@ export class Agent {
         const result = await reconcile(this.env, this.client);
         this.retryDelay = RETRY_MS.first;
         this.emitter.emit('reconciled', result);
+        // A console waiting for its probe is judged once its grace time is over.
+        if (result.recheckAfterMs !== undefined && !this.again) this.scheduleRetry(result.recheckAfterMs);
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
         this.env.log.log(
@@ -101,11 +104,13 @@ export class Agent {
     } while (this.again && !this.stopping.signal.aborted);
   }
 
-  private scheduleRetry(): void {
+  /** One timer at a time: after a failure (backoff), or to judge a console still waiting. */
+  private scheduleRetry(delayMs?: number): void {
+    this.retryTimer?.abort();
     const timer = new AbortController();
     this.retryTimer = timer;
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MS.max);
+    const delay = delayMs ?? this.retryDelay;
+    if (delayMs === undefined) this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MS.max);
     this.env.clock.sleep(delay, timer.signal).then(
       () => this.trigger(),
       () => {},

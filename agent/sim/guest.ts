@@ -37,6 +37,11 @@ export interface SimulatedGuestOptions {
   readonly primary?: boolean;
   readonly kernelRelease?: string;
   readonly clock?: Clock;
+  /**
+   * A kernel that cannot probe secondary consoles (Linux 5.16 up to the Nov 2023 fix "hvc/xen:
+   * fix event channel handling for secondary consoles": "probe of console-N failed with error -2").
+   */
+  readonly brokenKernel?: boolean;
 }
 
 export interface Uevent {
@@ -61,6 +66,7 @@ export class SimulatedGuest extends EventEmitter {
   readonly roots: Roots;
   readonly domid: number;
   readonly primary: boolean;
+  private readonly brokenKernel: boolean;
   private readonly clock: Clock;
   private readonly ttys = new Map<string, LiveTty>();
   private readonly slots: (string | null)[] = Array.from({ length: HVC_SLOTS }, () => null);
@@ -73,6 +79,7 @@ export class SimulatedGuest extends EventEmitter {
     super();
     this.domid = options.domid ?? 5;
     this.primary = options.primary ?? true;
+    this.brokenKernel = options.brokenKernel ?? false;
     this.clock = options.clock ?? systemClock;
     this.roots = {
       dev: join(options.root, 'dev'),
@@ -230,7 +237,7 @@ export class SimulatedGuest extends EventEmitter {
 
   /** A console the kernel will never probe (devid ending in 0) or that has no tty of its own. */
   private isStuck(key: string): boolean {
-    return key.endsWith('0') || this.ttys.get(key)?.bridge === undefined;
+    return this.brokenKernel || key.endsWith('0') || this.ttys.get(key)?.bridge === undefined;
   }
 
   private scheduleScan(): Promise<void> {
@@ -255,7 +262,9 @@ export class SimulatedGuest extends EventEmitter {
       const backPath = this.xenstored.read(`${this.home}/${front}/backend`)?.toString();
       const backState = backPath ? Number(this.xenstored.read(`${backPath}/state`)?.toString()) : Number.NaN;
       const live = this.ttys.get(key);
-      if (state === 1 && !live && backPath && !key.endsWith('0') && backState < 5) {
+      if (state === 1 && backPath && backState === 1) {
+        await dom0.write(`${backPath}/state`, '2'); // the backend waits for the frontend (InitWait)
+      } else if (state === 1 && !live && backPath && !key.endsWith('0') && backState < 5 && !this.brokenKernel) {
         await this.probe(kernel, key);
       } else if (state === 3 && backPath && backState < 4) {
         await dom0.write(`${backPath}/state`, '4'); // the backend (QEMU) connects

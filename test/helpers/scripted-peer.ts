@@ -7,6 +7,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import type { Clock } from '../../agent/clock.js';
 import { UnixSocketTransport } from '../../agent/xenstore/transports/unix-socket.js';
 import { encodeFrame, type Frame, FrameDecoder, nulTerminated, XsType } from '../../agent/xenstore/wire.js';
 import { shortDir } from './short-dir.js';
@@ -88,15 +89,12 @@ export async function scriptedPeer(t: Test): Promise<ScriptedPeer> {
 }
 
 /** A clock whose sleeps resolve at once and are recorded. */
-export function instantClock(): {
-  now(): number;
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-  slept: number[];
-} {
+export function instantClock(): Clock & { slept: number[] } {
   const slept: number[] = [];
   return {
     slept,
     now: () => 0,
+    epochMs: () => 0,
     sleep: (ms, signal) => {
       slept.push(ms);
       return signal?.aborted ? Promise.reject(signal.reason) : Promise.resolve();

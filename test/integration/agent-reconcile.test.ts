@@ -117,3 +117,26 @@ t.test('bad names, unusable devids and duplicates are reported; good channels st
   await reconcile(env, client);
   t.equal(env.lines.length, rerun, 'problems are logged once, not on every run');
 });
+
+t.test(
+  'a console the guest kernel never probes is reported stuck after the grace time, with the kernel to blame',
+  async (t) => {
+    const guest = await startGuest(t, { brokenKernel: true });
+    let epoch = 1_000_000;
+    const clock = { now: () => epoch, epochMs: () => epoch, sleep: () => Promise.resolve() };
+    const env = recordingEnv(guest, { clock });
+    await guest.plug(1, 'org.qemu.guest_agent.0');
+    const client = await XenstoreClient.connect({ transport: env.xenstore });
+    t.teardown(() => client.close());
+    const first = await reconcile(env, client);
+    t.same(first.channels[0]?.problems, [], 'not judged while within the grace time');
+    t.equal(first.recheckAfterMs, 10_000, 'asks to be run again when the grace time ends');
+    epoch += 10_500;
+    const later = await reconcile(env, client);
+    t.match(later.channels[0]?.problems, [
+      /stuck in Initialising for more than 10 s although the backend is ready: this guest kernel did not probe it\. Linux 5\.16 .*probe of console-1 failed with error -2.*update the guest kernel/,
+    ]);
+    t.equal(later.recheckAfterMs, undefined);
+    t.match(env.lines.join('\n'), /warn: channel org\.qemu\.guest_agent\.0: stuck in Initialising/);
+  },
+);

@@ -11,6 +11,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type ChannelInfo, PUBLISHED_FILE, renderPublished } from './api/published.js';
 import type { Env } from './effects/env.js';
 import { readFileIfExists, withLock, writeFileAtomic } from './effects/files.js';
 import { syncLinks, ttyTarget, verifyLinks } from './effects/links.js';
@@ -91,6 +92,28 @@ function stuckProblem(entry: ConsoleEntry): string {
 
 export function statePath(env: Pick<Env, 'roots'>): string {
   return join(env.roots.run, 'xen-channels', 'state.json');
+}
+
+export function publishedPath(env: Pick<Env, 'roots'>): string {
+  return join(env.roots.run, 'xen-channels', PUBLISHED_FILE);
+}
+
+/** The named channels as applications see them (see api/published.ts). */
+export function publishedChannels(reports: readonly ChannelReport[], devRoot: string): ChannelInfo[] {
+  return reports.flatMap((r) => {
+    if (r.name === undefined || r.devid === undefined) return [];
+    const linked = r.links.length > 0 && r.slot !== undefined;
+    return [
+      {
+        name: r.name,
+        devid: r.devid,
+        tty: linked ? join(devRoot, `hvc${r.slot}`) : undefined,
+        state: r.state,
+        links: linked ? r.links.map((rel) => join(devRoot, rel)) : [],
+        problems: r.problems,
+      },
+    ];
+  });
 }
 
 export function rulesPath(env: Pick<Env, 'roots'>): string {
@@ -334,6 +357,7 @@ export async function reconcile(
       if (!(key in linked))
         env.log.log('info', `channel ${was.replace(/ -> .*/, '')} (devid ${key}) is gone: links removed`);
     }
+    await writeFileAtomic(publishedPath(env), renderPublished(publishedChannels(finalReports, env.roots.dev)));
     await writeFileAtomic(statePath(env), `${JSON.stringify({ model, problems, waitingSince, linked }, null, 2)}\n`);
     return { channels: finalReports, model, changed, recheckAfterMs };
   });

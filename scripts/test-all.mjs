@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /*
  * The whole test suite, as CI runs it (`npm test`): typecheck, lint, the tap suites with
- * coverage (agent/xenstore must stay at or above 90% of lines), the build, and the real-Xen
- * end-to-end harness (`--no-e2e` leaves it out for a quick local loop; CI never does).
+ * coverage (agent/xenstore must stay at or above 90% of lines), the build, the packages with
+ * their install tests, and the real-Xen end-to-end harness (`--no-e2e` leaves it out for a
+ * quick local loop; CI never does).
  * Prints each step's outcome and ends with one line "N passed, N failed" counting every tap
  * test file assertion, every e2e scenario and every check step.
  */
@@ -110,13 +111,14 @@ else failed++;
 
 check('build', bin('tsc'), ['-p', 'tsconfig.build.json']);
 
-if (withE2e) {
-  step('real-Xen end-to-end scenarios', () => {
-    const r = run('bash', [join(root, 'test/e2e/run.sh')], { capture: true });
+/** A suite script that prints its own "N passed, N failed" line; its counts join ours. */
+function suite(name, script) {
+  step(name, () => {
+    const r = run('bash', [join(root, script)], { capture: true });
     const m = [...(r.stdout ?? '').matchAll(/^(\d+) passed, (\d+) failed/gm)].pop();
     if (!m) {
       failed++;
-      console.log('the e2e harness printed no summary line');
+      console.log(`${script} printed no summary line`);
       return false;
     }
     passed += Number(m[1]);
@@ -124,6 +126,9 @@ if (withE2e) {
     return r.status === 0 && Number(m[2]) === 0;
   });
 }
+
+suite('packages and install tests (.deb, .rpm, standalone)', 'test/packaging/run.sh');
+if (withE2e) suite('real-Xen end-to-end scenarios', 'test/e2e/run.sh');
 
 console.log(
   `\n${failures.length ? `failed steps: ${failures.join(', ')}` : 'all steps passed'}${withE2e ? '' : ' (end-to-end skipped: --no-e2e)'}`,

@@ -49,7 +49,14 @@ t.test('listChannels and getChannel read what the agent published', async (t) =>
   await sync();
   const channels = await listChannels({ runDir });
   t.match(channels, [
-    { name: 'org.qemu.guest_agent.0', devid: 1, tty: join(guest.roots.dev, 'hvc1'), state: 'Connected', links: [join(guest.roots.dev, 'vport/org.qemu.guest_agent.0'), String, String], problems: [] },
+    {
+      name: 'org.qemu.guest_agent.0',
+      devid: 1,
+      tty: join(guest.roots.dev, 'hvc1'),
+      state: 'Connected',
+      links: [join(guest.roots.dev, 'vport/org.qemu.guest_agent.0'), String, String],
+      problems: [],
+    },
   ]);
   t.equal(channels.length, 1, 'a rejected name is not a channel applications can see');
 });
@@ -62,7 +69,8 @@ t.test('openChannel is binary-safe both ways: every byte value, 1 MiB each way',
   t.teardown(() => channel.destroy());
   const tty = channel.channel?.tty ?? '';
   const settings = execFileSync('stty', ['-F', tty, '-a']).toString();
-  for (const flag of ['-opost', '-echo', '-icanon', '-isig', '-icrnl']) t.match(settings, new RegExp(`(^|[\\s;])${flag}([\\s;]|$)`), `tty has ${flag}`);
+  for (const flag of ['-opost', '-echo', '-icanon', '-isig', '-icrnl'])
+    t.match(settings, new RegExp(`(^|[\\s;])${flag}([\\s;]|$)`), `tty has ${flag}`);
   // The guest application echoes everything back. (Without backpressure: socat, which plays
   // the dom0 backend here, blocks on writes, and a relay that blocks and an echo that waits for
   // it would stall each other; QEMU's real backend does not block.)
@@ -83,7 +91,11 @@ t.test('unplug while open ends the stream with ChannelHangupError', async (t) =>
   channel.resume();
   await guest.unplug(1);
   const error = await failed;
-  t.match(error, { name: 'ChannelHangupError', code: 'EHANGUP', message: 'Xen channel org.example.gone was unplugged (its tty hung up)' });
+  t.match(error, {
+    name: 'ChannelHangupError',
+    code: 'EHANGUP',
+    message: 'Xen channel org.example.gone was unplugged (its tty hung up)',
+  });
 });
 
 t.test('reopen: after a hang-up the stream carries on when the channel comes back', async (t) => {
@@ -116,7 +128,8 @@ t.test('waitForChannel resolves on hotplug and times out saying what it saw', as
   t.match(await waiting, { name: 'org.example.late', devid: 2, tty: join(guest.roots.dev, 'hvc1') });
   await t.rejects(waitForChannel('org.example.never', { runDir, timeoutMs: 200 }), {
     name: 'TimeoutError',
-    message: /timed out after 200 ms waiting for Xen channel org\.example\.never; no channel named org\.example\.never appeared \(present: org\.example\.late\)/,
+    message:
+      /timed out after 200 ms waiting for Xen channel org\.example\.never; no channel named org\.example\.never appeared \(present: org\.example\.late\)/,
   });
   await t.rejects(waitForChannel('x', { runDir, signal: AbortSignal.abort(new Error('stop')) }), { message: 'stop' });
 });
@@ -148,7 +161,10 @@ t.test('openChannel explains a missing or unusable channel', async (t) => {
   await guest.plug(1, 'present');
   await guest.plug(2, 'present');
   await sync();
-  await t.rejects(openChannel('absent', { runDir }), { name: 'ChannelNotFoundError', message: /no Xen channel named "absent" \(channels present: present, present;/ });
+  await t.rejects(openChannel('absent', { runDir }), {
+    name: 'ChannelNotFoundError',
+    message: /no Xen channel named "absent" \(channels present: present, present;/,
+  });
   const blocked = (await listChannels({ runDir })).find((c) => c.devid === 2);
   t.match(blocked?.problems, [/also used by devid 1/]);
 });

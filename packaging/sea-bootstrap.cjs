@@ -10,7 +10,7 @@ const { getAsset } = require('node:sea');
 const bundle = getAsset('xen-channel.mjs', 'utf8');
 import(`data:text/javascript;base64,${Buffer.from(bundle).toString('base64')}`).then(
   async (cli) => {
-    process.exitCode = await cli.main(process.argv.slice(2), process.stdout, process.stderr);
+    process.exitCode = await cli.main(process.argv.slice(2), process);
   },
   (error) => {
     process.stderr.write(`xen-channel: cannot load the embedded bundle: ${error.stack ?? error}\n`);

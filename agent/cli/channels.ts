@@ -24,7 +24,9 @@ export function journalLogger(err: NodeJS.WritableStream, verbose = false): Logg
   };
 }
 
-export const channelsHelp = `  agent [--no-udev] [--root DIR]       run the agent: keep /dev/vport/<name> links in step with xenstore
+export const channelsHelp = `  agent [--no-udev] [--no-hold-raw] [--root DIR]
+                                       run the agent: keep /dev/vport/<name> links in step with
+                                       xenstore, and each channel tty open in raw mode
   udev-event [--no-udev] [--root DIR]  update the links once (run by udev on xen console events)
   status [--json] [--root DIR]         every console: devid, name, state, tty, links, problems
 `;
@@ -33,16 +35,29 @@ interface CommonOptions {
   root: string | undefined;
   noUdev: boolean;
   json: boolean;
+  holdRaw: boolean;
 }
 
 function parseCommon(command: string, argv: readonly string[]): CommonOptions {
   try {
     const { values } = parseArgs({
       args: [...argv],
-      options: { root: { type: 'string' }, 'no-udev': { type: 'boolean' }, json: { type: 'boolean' } },
+      options: {
+        root: { type: 'string' },
+        'no-udev': { type: 'boolean' },
+        json: { type: 'boolean' },
+        'no-hold-raw': { type: 'boolean' },
+      },
     });
     if (values.json && command !== 'status') throw new UsageError(`--json is only for status, not ${command}`);
-    return { root: values.root, noUdev: values['no-udev'] ?? false, json: values.json ?? false };
+    if (values['no-hold-raw'] && command !== 'agent')
+      throw new UsageError(`--no-hold-raw is only for agent, not ${command}`);
+    return {
+      root: values.root,
+      noUdev: values['no-udev'] ?? false,
+      json: values.json ?? false,
+      holdRaw: !values['no-hold-raw'],
+    };
   } catch (err) {
     throw err instanceof UsageError ? err : new UsageError(`${command}: ${(err as Error).message}`);
   }
@@ -62,7 +77,7 @@ export async function runChannelCommand(
 ): Promise<number> {
   const options = parseCommon(command, argv);
   const env = await makeEnv(options, journalLogger(err));
-  if (command === 'agent') return runAgent(env);
+  if (command === 'agent') return runAgent(env, options.holdRaw);
   const client = await XenstoreClient.connect({ transport: env.xenstore });
   try {
     // udev sets ACTION and DEVPATH for the programs its rules RUN.
@@ -81,8 +96,8 @@ export async function runChannelCommand(
   }
 }
 
-async function runAgent(env: Env): Promise<number> {
-  const agent = await Agent.start(env);
+async function runAgent(env: Env, holdRaw: boolean): Promise<number> {
+  const agent = await Agent.start(env, { holdRaw });
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       env.log.log('info', `${signal}: stopping`);

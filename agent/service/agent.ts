@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import type { Env } from '../effects/env.js';
 import { CONSOLE_DIR, type ReconcileResult, reconcile } from '../reconcile.js';
 import { XenstoreClient } from '../xenstore/client.js';
+import { RawHolder } from './raw-holder.js';
 
 export interface AgentEvents {
   reconciled: [result: ReconcileResult];
@@ -30,14 +31,17 @@ export class Agent {
   private retryDelay = RETRY_MS.first;
   private retryTimer: AbortController | undefined;
   private loop: Promise<void> = Promise.resolve();
+  /** Keeps each linked channel's tty open in raw mode (see raw-holder.ts); off with holdRaw: false. */
+  readonly rawHolder: RawHolder | undefined;
 
-  private constructor(env: Env, client: XenstoreClient) {
+  private constructor(env: Env, client: XenstoreClient, holdRaw: boolean) {
     this.env = env;
     this.client = client;
+    this.rawHolder = holdRaw ? new RawHolder(env) : undefined;
   }
 
   /** Connects to xenstore, registers the watch (which runs the first reconcile) and returns. */
-  static async start(env: Env): Promise<Agent> {
+  static async start(env: Env, options: { holdRaw?: boolean } = {}): Promise<Agent> {
     const client = await XenstoreClient.connect({
       transport: env.xenstore,
       clock: env.clock,
@@ -49,7 +53,7 @@ export class Agent {
         `xenstore connection lost (${String((cause as Error)?.message ?? cause)}); reconnecting in ${delayMs} ms (attempt ${attempt})`,
       ),
     );
-    const agent = new Agent(env, client);
+    const agent = new Agent(env, client, options.holdRaw ?? true);
     const watch = await client.watch(CONSOLE_DIR);
     agent.loop = (async () => {
       for await (const _ of watch) agent.trigger();
@@ -87,6 +91,7 @@ export class Agent {
       this.again = false;
       try {
         const result = await reconcile(this.env, this.client);
+        await this.rawHolder?.update(result.channels);
         this.retryDelay = RETRY_MS.first;
         this.emitter.emit('reconciled', result);
         // A console waiting for its probe is judged once its grace time is over.
@@ -123,6 +128,7 @@ export class Agent {
     this.stopping.abort();
     this.retryTimer?.abort();
     await this.running;
+    await this.rawHolder?.close();
     await this.client.close();
     await this.loop;
   }

@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
 import t from 'tap';
 import type { ReconcileResult } from '../../agent/reconcile.js';
 import { reconcile } from '../../agent/reconcile.js';
@@ -73,4 +77,39 @@ t.test('udev-event runs and the service running at the same time never leave a w
     await oneShot();
     t.equal(await linkTarget(guest, `vport/${name}`), undefined, `round ${round}: unlinked after unplug`);
   }
+});
+
+t.test('the agent keeps each channel tty raw, so a plain open is binary-safe, and steals no byte', async (t) => {
+  const guest = await startGuest(t);
+  await guest.plug(1, 'org.example.plain');
+  const env = recordingEnv(guest);
+  const agent = await Agent.start(env);
+  t.teardown(() => agent.stop());
+  await reconciledWhere(agent, 'the channel is linked', (r) => linked(r, 'org.example.plain'));
+  t.same(agent.rawHolder?.ttys, [join(guest.roots.dev, 'hvc1')]);
+  const settings = execFileSync('stty', ['-F', join(guest.roots.dev, 'hvc1'), '-a']).toString();
+  t.match(settings, /(^|[\s;])-opost([\s;]|$)/, 'raw while nobody but the agent has it open');
+  t.match(settings, /(^|[\s;])-echo([\s;]|$)/);
+
+  // dom0 sends before any application reads: the holder must not take the bytes.
+  const dom0 = createConnection(guest.socketPath(1));
+  await new Promise((resolve) => dom0.once('connect', resolve));
+  const fromGuest: Buffer[] = [];
+  dom0.on('data', (c: Buffer) => fromGuest.push(c));
+  dom0.write('early\n');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const app = await open(join(guest.roots.dev, 'vport', 'org.example.plain'), 'r+'); // no raw mode set
+  const buffer = Buffer.alloc(64);
+  const { bytesRead } = await app.read(buffer, 0, 64, null);
+  t.equal(buffer.subarray(0, bytesRead).toString(), 'early\n', 'the early bytes wait for the application');
+  await app.write('answer\n');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.equal(Buffer.concat(fromGuest).toString(), 'answer\n', 'no echo of "early", no \\r added');
+  await app.close();
+  dom0.destroy();
+
+  const gone = reconciledWhere(agent, 'devid 1 is gone', (r) => r.channels.length === 0);
+  await guest.unplug(1);
+  await gone;
+  t.same(agent.rawHolder?.ttys, [], 'the tty is released after unplug');
 });

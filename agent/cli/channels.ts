@@ -4,12 +4,15 @@
  * a table or --json). A composition root: it builds the real Env with nodeEnv(). Log lines go
  * to stderr with sd-daemon priority prefixes, so journald keeps their level.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Env, Logger, LogLevel } from '../effects/env.js';
 import { nodeEnv } from '../effects/node-env.js';
 import { udevRunning } from '../effects/udevadm.js';
 import { type ChannelReport, reconcile } from '../reconcile.js';
 import { Agent } from '../service/agent.js';
+import { LocalSocketServer } from '../service/local-socket.js';
 import { XenstoreClient } from '../xenstore/client.js';
 import { EXIT, UsageError } from './usage.js';
 
@@ -24,9 +27,10 @@ export function journalLogger(err: NodeJS.WritableStream, verbose = false): Logg
   };
 }
 
-export const channelsHelp = `  agent [--no-udev] [--no-hold-raw] [--root DIR]
+export const channelsHelp = `  agent [--no-udev] [--no-hold-raw] [--no-socket] [--socket-group G] [--root DIR]
                                        run the agent: keep /dev/vport/<name> links in step with
-                                       xenstore, and each channel tty open in raw mode
+                                       xenstore, each channel tty open in raw mode, and the local
+                                       JSON-lines API on /run/xen-channels/api.sock
   udev-event [--no-udev] [--root DIR]  update the links once (run by udev on xen console events)
   status [--json] [--root DIR]         every console: devid, name, state, tty, links, problems
 `;
@@ -36,6 +40,8 @@ interface CommonOptions {
   noUdev: boolean;
   json: boolean;
   holdRaw: boolean;
+  socket: boolean;
+  socketGroup: string | undefined;
 }
 
 function parseCommon(command: string, argv: readonly string[]): CommonOptions {
@@ -47,8 +53,15 @@ function parseCommon(command: string, argv: readonly string[]): CommonOptions {
         'no-udev': { type: 'boolean' },
         json: { type: 'boolean' },
         'no-hold-raw': { type: 'boolean' },
+        'no-socket': { type: 'boolean' },
+        'socket-group': { type: 'string' },
       },
     });
+    const agentOnly = ['no-hold-raw', 'no-socket', 'socket-group'] as const;
+    for (const flag of agentOnly) {
+      if (values[flag] !== undefined && command !== 'agent')
+        throw new UsageError(`--${flag} is only for agent, not ${command}`);
+    }
     if (values.json && command !== 'status') throw new UsageError(`--json is only for status, not ${command}`);
     if (values['no-hold-raw'] && command !== 'agent')
       throw new UsageError(`--no-hold-raw is only for agent, not ${command}`);
@@ -57,6 +70,8 @@ function parseCommon(command: string, argv: readonly string[]): CommonOptions {
       noUdev: values['no-udev'] ?? false,
       json: values.json ?? false,
       holdRaw: !values['no-hold-raw'],
+      socket: !values['no-socket'],
+      socketGroup: values['socket-group'],
     };
   } catch (err) {
     throw err instanceof UsageError ? err : new UsageError(`${command}: ${(err as Error).message}`);
@@ -77,7 +92,7 @@ export async function runChannelCommand(
 ): Promise<number> {
   const options = parseCommon(command, argv);
   const env = await makeEnv(options, journalLogger(err));
-  if (command === 'agent') return runAgent(env, options.holdRaw);
+  if (command === 'agent') return runAgent(env, options);
   const client = await XenstoreClient.connect({ transport: env.xenstore });
   try {
     // udev sets ACTION and DEVPATH for the programs its rules RUN.
@@ -96,8 +111,28 @@ export async function runChannelCommand(
   }
 }
 
-async function runAgent(env: Env, holdRaw: boolean): Promise<number> {
-  const agent = await Agent.start(env, { holdRaw });
+/** A group name or number to its gid, from /etc/group. @throws UsageError */
+async function groupId(group: string): Promise<number> {
+  if (/^\d+$/.test(group)) return Number(group);
+  const line = (await readFile('/etc/group', 'utf8')).split('\n').find((l) => l.split(':')[0] === group);
+  const gid = Number(line?.split(':')[2]);
+  if (!line || !Number.isInteger(gid))
+    throw new UsageError(`--socket-group: no group named ${JSON.stringify(group)} in /etc/group`);
+  return gid;
+}
+
+async function runAgent(env: Env, options: CommonOptions): Promise<number> {
+  const gid = options.socketGroup === undefined ? undefined : await groupId(options.socketGroup);
+  const agent = await Agent.start(env, { holdRaw: options.holdRaw });
+  const runDir = join(env.roots.run, 'xen-channels');
+  const socket = options.socket
+    ? await LocalSocketServer.start({ path: join(runDir, 'api.sock'), runDir, gid })
+    : undefined;
+  if (socket)
+    env.log.log(
+      'info',
+      `local API on ${join(runDir, 'api.sock')} (${gid === undefined ? 'root only' : `group ${options.socketGroup}`})`,
+    );
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       env.log.log('info', `${signal}: stopping`);
@@ -106,6 +141,7 @@ async function runAgent(env: Env, holdRaw: boolean): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  await socket?.close();
   await agent.stop();
   return EXIT.ok;
 }

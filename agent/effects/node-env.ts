@@ -12,6 +12,7 @@ import { systemClock } from '../clock.js';
 import { DEFAULT_LINK_DIRS } from '../model/rules.js';
 import { chooseTransport } from '../xenstore/default-transport.js';
 import type { Transport } from '../xenstore/transport.js';
+import { UnixSocketTransport } from '../xenstore/transports/unix-socket.js';
 import type { Env, Exec, Logger, Roots, TtyProbe } from './env.js';
 
 export const SYSTEM_ROOTS: Roots = { dev: '/dev', sys: '/sys', run: '/run', proc: '/proc' };
@@ -51,6 +52,14 @@ export async function probeTty(path: string): Promise<TtyProbe> {
   }
 }
 
+/**
+ * Under a `root` (a simulated guest) xenstore is the Unix socket the simulator serves at
+ * <dev>/xen/xenbus, standing for the guest's own xenbus connection (relative paths).
+ */
+function simulatedXenbus(roots: Roots): Transport {
+  return new UnixSocketTransport(join(roots.dev, 'xen', 'xenbus'), { relativePaths: true });
+}
+
 export interface NodeEnvOptions {
   readonly log: Logger;
   readonly linkMode: Env['linkMode'];
@@ -74,7 +83,9 @@ export function nodeEnv(options: NodeEnvOptions): Env {
     clock: systemClock,
     log: options.log,
     exec: nodeExec,
-    xenstore: options.xenstore ?? chooseTransport({ env: process.env, exists: existsSync }),
+    xenstore:
+      options.xenstore ??
+      (options.root ? simulatedXenbus(roots) : chooseTransport({ env: process.env, exists: existsSync })),
     probeTty,
     linkMode: options.linkMode,
     linkDirs: options.linkDirs ?? DEFAULT_LINK_DIRS,

@@ -121,6 +121,10 @@ export class SimulatedGuest extends EventEmitter {
       this.xenstored.write(`${this.home}/console/ring-ref`, '1044476', GUEST_READONLY(this.domid));
       this.slots[0] = 'primary';
     }
+    // Other processes (xen-channel --root <root> ...) reach this guest's xenstore through a
+    // socket where the real guest has its xenbus device.
+    await mkdir(join(dev, 'xen'), { recursive: true });
+    await this.xenstored.listen(join(dev, 'xen', 'xenbus'), { domid: this.domid });
     this.kernel = await XenstoreClient.connect({ transport: this.transport() });
     this.dom0 = await XenstoreClient.connect({ transport: this.xenstored.transport({ domid: 0 }) });
     const frontends = await this.kernel.watch('device');

@@ -92,3 +92,29 @@ t.test('xen-channel open bridges stdin/stdout to the channel; a missing channel 
   t.equal(await main(['open', 'org.example.absent', '--root', root], missing.streams), 4);
   t.match(missing.err(), /no Xen channel named "org\.example\.absent" \(channels present: org\.example\.bridge;/);
 });
+
+t.test('status and udev-event work on a simulated guest through --root', async (t) => {
+  const { g, root } = await guest(t);
+  await g.plug(1, 'org.qemu.guest_agent.0');
+  await g.plug(10, 'ten');
+  const before = io();
+  t.equal(await main(['status', '--root', root], before.streams), 0);
+  t.match(
+    before.out(),
+    /links: made directly\nDEVID\s+NAME\s+STATE\s+TTY\s+LINKS\n1\s+org\.qemu\.guest_agent\.0\s+Connected\s+hvc1\s+/,
+  );
+  t.match(before.out(), /10\s+ten\s+Initialising\s+-\s+-\n\s+! devid 10 cannot work/);
+  const update = io();
+  t.equal(await main(['udev-event', '--root', root], update.streams), 0);
+  t.match(
+    update.err(),
+    /<6>channel org\.qemu\.guest_agent\.0 \(devid 1\) is \/dev\/hvc1/,
+    'journald priority prefixes',
+  );
+  const json = io();
+  await main(['status', '--json', '--root', root], json.streams);
+  t.match(JSON.parse(json.out()), {
+    linkMode: 'direct',
+    channels: [{ key: '1', links: ['vport/org.qemu.guest_agent.0', String, String] }, { key: '10' }],
+  });
+});

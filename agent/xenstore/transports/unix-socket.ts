@@ -1,7 +1,9 @@
 /*
  * Transport over a xenstored Unix socket (dom0: /run/xenstored/socket). Layer: I/O.
- * Sockets take absolute paths only. connect() rejects with XenstoreUnavailableError naming
- * the socket and what to check; an aborted signal destroys the half-open socket.
+ * Daemon sockets take absolute paths only; a socket that stands for a domain's own
+ * connection (the simulated guest's xenbus) says so with `relativePaths`. connect() rejects
+ * with XenstoreUnavailableError naming the socket and what to check; an aborted signal
+ * destroys the half-open socket.
  */
 import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -9,12 +11,13 @@ import { unavailableHint, XenstoreUnavailableError } from '../errors.js';
 import type { Transport } from '../transport.js';
 
 export class UnixSocketTransport implements Transport {
-  readonly relativePaths = false;
+  readonly relativePaths: boolean;
   readonly description: string;
   readonly socketPath: string;
 
-  constructor(socketPath: string) {
+  constructor(socketPath: string, options: { relativePaths?: boolean } = {}) {
     this.socketPath = socketPath;
+    this.relativePaths = options.relativePaths ?? false;
     this.description = `xenstored socket ${socketPath}`;
   }
 

@@ -121,7 +121,7 @@ export async function runDemo(argv: readonly string[], out: NodeJS.WritableStrea
     say('Demo finished: every step worked.');
     if (keep) {
       say(
-        `The simulated guest keeps running in ${root}. Try: xen-channel status --root ${root} (in another shell). Ctrl-C ends it.`,
+        `The simulated guest keeps running in ${root}. In another shell try: xen-channel status --root ${root}, or list, or open org.example.app with the same --root. Ctrl-C ends it.`,
       );
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }

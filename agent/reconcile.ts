@@ -100,8 +100,14 @@ export function publishedPath(env: Pick<Env, 'roots'>): string {
 
 /** The named channels as applications see them (see api/published.ts). */
 export function publishedChannels(reports: readonly ChannelReport[], devRoot: string): ChannelInfo[] {
+  // One entry per name: the channel that keeps it (lowest devid); the others are for status.
+  const keeper = new Map<string, number>();
+  for (const r of reports) {
+    if (r.name !== undefined && r.devid !== undefined)
+      keeper.set(r.name, Math.min(r.devid, keeper.get(r.name) ?? r.devid));
+  }
   return reports.flatMap((r) => {
-    if (r.name === undefined || r.devid === undefined) return [];
+    if (r.name === undefined || r.devid === undefined || keeper.get(r.name) !== r.devid) return [];
     const linked = r.links.length > 0 && r.slot !== undefined;
     return [
       {
@@ -243,6 +249,11 @@ async function loadState(env: Env): Promise<SavedState | undefined> {
   }
 }
 
+/** Replaces `path` only when its content differs: an idle pass writes nothing. */
+async function writeIfChanged(path: string, content: string): Promise<void> {
+  if ((await readFileIfExists(path)) !== content) await writeFileAtomic(path, content);
+}
+
 /** Slots whose rule differs between two rendered files (to re-trigger exactly those ttys). */
 function changedSlots(before: string, after: string): number[] {
   const rulesBySlot = (text: string): Map<number, string> =>
@@ -258,6 +269,12 @@ function changedSlots(before: string, after: string): number[] {
 }
 
 export interface ReconcileOptions {
+  /**
+   * Problems this caller has already logged, by console key; updated in place. The service
+   * keeps its own, so that a problem the udev helper saw first is still logged by the
+   * service. Default: the record in the saved state.
+   */
+  readonly logged?: Map<string, readonly string[]>;
   /** false: compute and report without touching rules, links or the saved state (`status`). */
   readonly apply?: boolean;
   /** Running as a udev RUN program: do not wait for udev, nor check links it has not made yet. */
@@ -290,7 +307,8 @@ export async function reconcile(
         `hvc slots thought free have a console behind them: ${occupied.map((s) => `hvc${s}`).join(', ')}; unlinking the channels whose tty is inferred`,
       );
     }
-    const model = crossCheck(predicted, occupied);
+    const waiting = entries.filter((e) => e.phase === 'waiting' && !e.unusable && e.state !== undefined).length;
+    const model = crossCheck(predicted, occupied, waiting);
     const now = env.clock.epochMs();
     const waitingSince: Record<string, number> = {};
     for (const e of entries) {
@@ -337,7 +355,8 @@ export async function reconcile(
     for (const r of finalReports) {
       if (r.problems.length === 0) continue;
       problems[r.key] = r.problems;
-      const before = saved?.problems[r.key] ?? [];
+      const before = options.logged ? (options.logged.get(r.key) ?? []) : (saved?.problems[r.key] ?? []);
+      options.logged?.set(r.key, r.problems);
       for (const p of r.problems) {
         if (!before.includes(p)) env.log.log('warn', `channel ${r.name ?? `devid ${r.key}`}: ${p}`, { key: r.key });
       }
@@ -357,8 +376,8 @@ export async function reconcile(
       if (!(key in linked))
         env.log.log('info', `channel ${was.replace(/ -> .*/, '')} (devid ${key}) is gone: links removed`);
     }
-    await writeFileAtomic(publishedPath(env), renderPublished(publishedChannels(finalReports, env.roots.dev)));
-    await writeFileAtomic(statePath(env), `${JSON.stringify({ model, problems, waitingSince, linked }, null, 2)}\n`);
+    await writeIfChanged(publishedPath(env), renderPublished(publishedChannels(finalReports, env.roots.dev)));
+    await writeIfChanged(statePath(env), `${JSON.stringify({ model, problems, waitingSince, linked }, null, 2)}\n`);
     return { channels: finalReports, model, changed, recheckAfterMs };
   });
 }

@@ -223,7 +223,7 @@ export async function waitForChannel(
   }
 }
 
-/** The channel called `name` when it is usable now. @throws ChannelNotFoundError */
+/** The channel called `name` (usable or not: callers check). @throws ChannelNotFoundError */
 export async function requireChannel(name: string, options: LocateOptions = {}): Promise<ChannelInfo> {
   const channels = await listChannels(options);
   const channel = channels.find((c) => c.name === name);

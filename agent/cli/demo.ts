@@ -116,6 +116,9 @@ export async function runDemo(argv: readonly string[], out: NodeJS.WritableStrea
     const gone = settled(agent, (r) => !r.channels.some((c) => c.key === '1'), 'the unplugged channel');
     await guest.unplug(1);
     const final = await gone;
+    for (const name of ['org.example.app', 'org.example.hotplug']) {
+      if (!named(final, name)) throw new Error(`${name} lost its links`);
+    }
     say('5. dom0 unplugged devid 1 (graceful Closing); its links are gone. Final state:');
     out.write(indent(formatStatus(final.channels, env)));
     say('Demo finished: every step worked.');

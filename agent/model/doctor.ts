@@ -61,7 +61,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
     );
   }
   if (facts.udevRunning) add(true, 'udev is running: links come from generated udev rules');
-  else add(false, 'udev is not running: run the agent with --no-udev so that it makes the links itself');
+  else add(true, 'udev is not running: xen-channels makes the links itself (as with --no-udev)');
   if (facts.agentPublished) add(true, 'the xen-channels agent has published its channel list');
   else
     add(

@@ -82,11 +82,21 @@ export function advance(
 
 /**
  * Applies the result of checking the slots the model calls free. `occupied` lists those that
- * turned out to have a console behind them. Any such slot means the inferred part of the
- * model is wrong: those assignments become 'uncertain'.
+ * turned out to have a console behind them. The kernel allocates a console's tty before its
+ * frontend leaves Initialising (hvc_xen.c xencons_connect_backend(): hvc_alloc(), then
+ * ring-ref and port, then state 3), so `waiting` consoles may already hold the lowest free
+ * slots, one each, in order: such slots are no evidence against the model. Any other
+ * occupied slot means the inferred part of the model is wrong: those assignments become
+ * 'uncertain'.
  */
-export function crossCheck(model: SlotModel, occupied: readonly number[]): SlotModel {
-  if (occupied.length === 0) return model;
+export function crossCheck(model: SlotModel, occupied: readonly number[], waiting = 0): SlotModel {
+  const sorted = [...occupied].sort((a, b) => a - b);
+  const explained =
+    sorted.length <= waiting &&
+    freeSlots(model)
+      .slice(0, sorted.length)
+      .every((slot, i) => slot === sorted[i]);
+  if (sorted.length === 0 || explained) return model;
   return {
     primary: model.primary,
     live: model.live.map((a) => (a.basis === 'inferred' ? { ...a, basis: 'uncertain' } : a)),

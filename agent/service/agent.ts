@@ -31,6 +31,8 @@ export class Agent {
   private retryDelay = RETRY_MS.first;
   private retryTimer: AbortController | undefined;
   private loop: Promise<void> = Promise.resolve();
+  /** Problems this process has logged (see ReconcileOptions.logged). */
+  private readonly logged = new Map<string, readonly string[]>();
   /** Keeps each linked channel's tty open in raw mode (see raw-holder.ts); off with holdRaw: false. */
   readonly rawHolder: RawHolder | undefined;
 
@@ -90,7 +92,7 @@ export class Agent {
     do {
       this.again = false;
       try {
-        const result = await reconcile(this.env, this.client);
+        const result = await reconcile(this.env, this.client, { logged: this.logged });
         await this.rawHolder?.update(result.channels);
         this.retryDelay = RETRY_MS.first;
         this.emitter.emit('reconciled', result);

@@ -49,7 +49,9 @@ export class LocalSocketServer {
 
   private constructor(options: LocalSocketOptions) {
     this.options = options;
-    this.server = createServer((socket) => this.serve(socket));
+    // allowHalfOpen: a client may send its requests and shut its side (echo ... | socat) and
+    // still get every reply; the server ends its side once nothing is pending.
+    this.server = createServer({ allowHalfOpen: true }, (socket) => this.serve(socket));
   }
 
   /** Listens on options.path (replacing a stale socket file) with the requested access. */
@@ -70,6 +72,8 @@ export class LocalSocketServer {
     const connection = { socket, stop: new AbortController() };
     this.connections.add(connection);
     let buffered = '';
+    let pending = 0;
+    let ended = false;
     const send = (reply: Reply, id: unknown): void => {
       if (!socket.destroyed) socket.write(`${JSON.stringify(id === undefined ? reply : { id, ...reply })}\n`);
     };
@@ -85,9 +89,19 @@ export class LocalSocketServer {
       while (newline !== -1) {
         const line = buffered.slice(0, newline).trim();
         buffered = buffered.slice(newline + 1);
-        if (line) void this.handle(line, connection.stop.signal, send);
+        if (line) {
+          pending++;
+          void this.handle(line, connection.stop.signal, send).finally(() => {
+            pending--;
+            if (ended && pending === 0) socket.end();
+          });
+        }
         newline = buffered.indexOf('\n');
       }
+    });
+    socket.on('end', () => {
+      ended = true;
+      if (pending === 0) socket.end();
     });
     socket.on('error', () => {});
     socket.on('close', () => {

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { reconcile, statePath } from '../../agent/reconcile.js';
@@ -138,5 +138,37 @@ t.test(
     ]);
     t.equal(later.recheckAfterMs, undefined);
     t.match(env.lines.join('\n'), /warn: channel org\.qemu\.guest_agent\.0: stuck in Initialising/);
+  },
+);
+
+t.test(
+  'a console whose tty is allocated but which is still Initialising does not unlink the others (docs review)',
+  async (t) => {
+    const guest = await startGuest(t);
+    for (const d of [1, 2, 3]) await guest.plug(d, `boot${d}`);
+    const env = recordingEnv(guest);
+    const client = await XenstoreClient.connect({ transport: env.xenstore });
+    t.teardown(() => client.close());
+    await reconcile(env, client); // first run: boot order, assignments inferred
+    // The kernel's probe of devid 4 has run hvc_alloc() (hvc4 exists) but not yet switched to
+    // Initialised: frontend state 1 (no backend node, so the simulated kernel leaves it alone).
+    guest.xenstored.write(`/local/domain/${guest.domid}/device/console/4/name`, 'hot4');
+    guest.xenstored.write(`/local/domain/${guest.domid}/device/console/4/state`, '1');
+    await symlink('/dev/null', join(guest.roots.dev, 'hvc4'));
+    const during = await reconcile(env, client);
+    for (const d of [1, 2, 3])
+      t.equal(await linkTarget(guest, `vport/boot${d}`), `../hvc${d}`, `boot${d} keeps its link`);
+    t.same(
+      during.model.live.map((a) => a.basis),
+      ['inferred', 'inferred', 'inferred'],
+    );
+    // An occupied slot that no waiting console can explain does make them uncertain.
+    await symlink('/dev/null', join(guest.roots.dev, 'hvc6'));
+    const wrong = await reconcile(env, client);
+    t.same(
+      wrong.model.live.map((a) => a.basis),
+      ['uncertain', 'uncertain', 'uncertain'],
+    );
+    t.equal(await linkTarget(guest, 'vport/boot1'), undefined, 'uncertain: no link rather than a wrong one');
   },
 );

@@ -113,3 +113,18 @@ t.test('the agent keeps each channel tty raw, so a plain open is binary-safe, an
   await gone;
   t.same(agent.rawHolder?.ttys, [], 'the tty is released after unplug');
 });
+
+t.test('a problem the udev helper saw first is still logged by the service (docs review)', async (t) => {
+  const guest = await startGuest(t);
+  await guest.plug(1, 'bad name');
+  const helperEnv = recordingEnv(guest);
+  const client = await XenstoreClient.connect({ transport: helperEnv.xenstore });
+  await reconcile(helperEnv, client);
+  await client.close();
+  t.match(helperEnv.lines.join('\n'), /warn: channel devid 1: name "bad name" rejected/);
+  const serviceEnv = recordingEnv(guest);
+  const agent = await Agent.start(serviceEnv);
+  t.teardown(() => agent.stop());
+  await reconciledWhere(agent, 'the first pass', () => true);
+  t.match(serviceEnv.lines.join('\n'), /warn: channel devid 1: name "bad name" rejected/);
+});

@@ -79,6 +79,27 @@ t.test('the local socket answers list, resolve and errors, and stays usable afte
   t.match(await c.next(), { ok: true }, 'still answering');
 });
 
+t.test('a client that shuts its side after the request still gets the reply (echo ... | socat)', async (t) => {
+  const { guest, path, sync } = await setup(t);
+  await guest.plug(1, 'org.example.half');
+  await sync();
+  const socket = createConnection(path);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    text += chunk;
+  });
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  socket.end(`${JSON.stringify({ op: 'resolve', name: 'org.example.half' })}\n`);
+  await closed;
+  t.match(
+    JSON.parse(text),
+    { ok: true, channel: { name: 'org.example.half' } },
+    'the reply came, then the server closed',
+  );
+});
+
 t.test('wait answers once the channel is hot-plugged, or with ETIMEDOUT', async (t) => {
   const { guest, path, sync } = await setup(t);
   const c = await client(t, path);

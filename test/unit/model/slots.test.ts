@@ -95,6 +95,26 @@ t.test('crossCheck: a slot thought free that has a console makes inferred assign
     ['uncertain', 'uncertain', 'uncertain'],
   );
   t.match(slotOf(checked, 4), { problem: /cannot be told for sure/ });
+  t.same(
+    crossCheck(advance(emptyModel(true), live(1, 2, 3), 'inferred'), [4], 1),
+    advance(emptyModel(true), live(1, 2, 3), 'inferred'),
+    'a console still waiting for its probe may already hold the lowest free slot (hvc_alloc comes first)',
+  );
+  t.same(
+    crossCheck(advance(emptyModel(true), live(1, 2, 3), 'inferred'), [4, 5], 2).live.map((a) => a.basis),
+    ['inferred', 'inferred', 'inferred'],
+    'two waiting consoles may hold the two lowest free slots',
+  );
+  t.same(
+    crossCheck(advance(emptyModel(true), live(1, 2, 3), 'inferred'), [5], 1).live.map((a) => a.basis),
+    ['uncertain', 'uncertain', 'uncertain'],
+    'but not a slot above the lowest free one',
+  );
+  t.same(
+    crossCheck(advance(emptyModel(true), live(1, 2, 3), 'inferred'), [4, 5], 1).live.map((a) => a.basis),
+    ['uncertain', 'uncertain', 'uncertain'],
+    'nor more slots than consoles waiting',
+  );
   const mixed = crossCheck(advance(advance(emptyModel(true), live(1), 'observed'), live(1, 2, 3), 'observed'), [6]);
   t.same(
     mixed.live.map((a) => [a.devid, a.basis]),

@@ -16,11 +16,14 @@
  *    its slot freed, frontend Closed (xencons_backend_changed(), hvc_remove());
  *  - only xen-bus uevents (add, bind, remove of console-N) mark a channel coming or going;
  *    unbacked /dev/hvcN give ENODEV (here: no node; see probeTty in simEnv()).
+ * Known difference: when a dom0 client disconnects, its socat process reads the tty for up
+ * to 50 ms more, so bytes the guest writes in that moment are lost (QEMU keeps them in the
+ * ring until the next client). Tests reconnecting to a channel wait that long.
  * close() stops every process and connection it started.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
 import type { Env, Logger, Roots, TtyProbe } from '../effects/env.js';
@@ -317,21 +320,30 @@ export class SimulatedGuest extends EventEmitter {
     const link = join(this.roots.dev, `hvc${slot}`);
     const socket = this.socketPath(devid);
     await rm(socket, { force: true });
-    const bridge = spawn('socat', [`PTY,link=${link}`, `UNIX-LISTEN:${socket},fork`], { stdio: 'ignore' });
-    const failed = new Promise<never>((_, reject) =>
+    // One dom0 client at a time, as QEMU's socket chardev serves it: with several forked
+    // children (one lingering after its client left) two readers would split the tty's
+    // output. The link is made here, not with socat's link= option: a forked child removes
+    // that link when its client leaves, although the pty lives on in the parent.
+    const bridge = spawn('socat', ['-d', '-d', '-t', '0.05', 'PTY', `UNIX-LISTEN:${socket},fork,max-children=1`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const ptyPath = new Promise<string>((resolve, reject) => {
+      let text = '';
+      bridge.stderr?.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        const m = /PTY is (\/dev\/pts\/\d+)/.exec(text);
+        if (m?.[1]) resolve(m[1]);
+      });
       bridge.once('error', (err) =>
         reject(new Error(`the simulator needs socat to make channel ttys (apt-get install socat): ${err.message}`)),
-      ),
-    );
-    const ready = (async () => {
-      for (let i = 0; i < 1000; i++) {
-        const [tty, sock] = await Promise.all([lstat(link).catch(() => null), lstat(socket).catch(() => null)]);
-        if (tty && sock) return bridge;
-        await this.clock.sleep(2);
-      }
-      throw new Error(`socat did not create ${link} and ${socket}`);
-    })();
-    return Promise.race([ready, failed]);
+      );
+      bridge.once('exit', (code) => reject(new Error(`socat exited (${code}) before making a pty: ${text.trim()}`)));
+    });
+    const pty = await ptyPath;
+    await rm(link, { force: true });
+    await symlink(pty, link);
+    for (let i = 0; i < 1000 && !(await lstat(socket).catch(() => null)); i++) await this.clock.sleep(2);
+    return bridge;
   }
 
   private async hangUp(key: string): Promise<void> {

@@ -39,7 +39,8 @@ stage_time fetch      host/fetch-debs.sh        || report_all_failed "harness se
 stage_time dom0-base  host/build-dom0-base.sh   || report_all_failed "harness setup: building the dom0 image failed"
 stage_time guest-base host/build-guest-base.sh  || report_all_failed "harness setup: building the guest image failed"
 stage_time assemble   host/assemble.sh "${scenarios[@]}" || report_all_failed "harness setup: assembling the initrd failed"
-stage_time qemu-total host/boot.sh
+: > "$E2E_OUT/results.txt"
+stage_time qemu-total host/boot.sh || echo "host/boot.sh failed (see the messages above)" >> "$E2E_OUT/fatal.txt"
 
 passed=0 failed=0
 fatal=$(head -n 1 "$E2E_OUT/fatal.txt" 2>/dev/null || true)

@@ -23,7 +23,6 @@ QEMU=(qemu-system-x86_64
       -initrd "$IMAGES/vmlinuz $DOM0_CMDLINE,$RUNDIR/dom0-initrd.img")
 printf '%q ' "${QEMU[@]}" > "$E2E_OUT/qemu-cmdline.txt"
 
-: > "$E2E_OUT/results.txt"
 : > "$E2E_OUT/fatal.txt"
 
 demux() {

@@ -1,6 +1,7 @@
 # Shared settings and helpers of the host side of the e2e harness: paths, knobs,
 # logging, stage timing, cache keys and the Debian mirror lookup.
-# Sourced by run.sh and every host/*.sh script; defines nothing else.
+# Sourced by run.sh and every host/*.sh script; besides definitions it only creates
+# the cache and output folders.
 set -euo pipefail
 
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"   # test/e2e

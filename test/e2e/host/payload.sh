@@ -4,16 +4,33 @@
 # For now it copies the built project: dist/ + package.json to /usr/lib/xen-channels/
 # in the guest AND in dom0 (same path on both sides, so one script can import it in
 # either; dom0 also gets the alias /opt/xen-channels), plus a launcher
-# /usr/bin/xen-channel in both when dist/agent/cli/main.js exists. Later this step is
-# swapped for installing the project's .deb (dpkg -i in the guest). Also copies the
-# e2e JavaScript of test/e2e/node/ to /opt/e2e/ in both, where the project resolves as
-# the bare import 'xen-channels'. No dist/ yet: the project part is skipped.
+# /usr/bin/xen-channel in both when dist/agent/cli/main.js exists. The project's .deb (from
+# `npm run pkg:deb`) goes to the guest's /opt/e2e/xen-channels.deb, for scenarios that
+# install it with dpkg -i as a user does. Also puts the e2e JavaScript of test/e2e/node/ in
+# /opt/e2e/ in both (TypeScript entry points bundled to .mjs), where the project resolves
+# as the bare import 'xen-channels'. No dist/ yet: the project part is skipped.
 source "$(dirname "$0")/common.sh"
 G=${1:?guest overlay root} D=${2:?dom0 overlay root}
 
 mkdir -p "$G/opt/e2e" "$D/opt/e2e"
-cp -a "$E2E_DIR/node/." "$G/opt/e2e/"
-cp -a "$E2E_DIR/node/." "$D/opt/e2e/"
+# .mjs scripts go as they are; TypeScript entry points (which import the project's sources,
+# e.g. the xenstore conformance suite) are bundled by esbuild into one .mjs each for node 18.
+for f in "$E2E_DIR"/node/*.mjs; do
+    [ -e "$f" ] && cp "$f" "$G/opt/e2e/" && cp "$f" "$D/opt/e2e/"
+done
+for f in "$E2E_DIR"/node/*.ts; do
+    [ -e "$f" ] || continue
+    out="$(basename "$f" .ts).mjs"
+    "$REPO_DIR/node_modules/.bin/esbuild" "$f" --bundle --platform=node --target=node18 --format=esm \
+        --log-level=warning --outfile="$G/opt/e2e/$out"
+    cp "$G/opt/e2e/$out" "$D/opt/e2e/$out"
+done
+# The project's Debian package, for scenarios that install it as a user does (dpkg -i).
+deb=$(ls "$REPO_DIR"/build/deb/xen-channels_*_all.deb 2>/dev/null | head -1 || true)
+if [ -n "$deb" ]; then
+    cp "$deb" "$G/opt/e2e/xen-channels.deb"
+    log "project payload: $(basename "$deb") -> /opt/e2e/xen-channels.deb in the guest"
+fi
 
 if [ ! -d "$REPO_DIR/dist" ]; then
     log "project payload: no dist/ (run 'npm run build' first to test the project): skipped"

@@ -211,8 +211,11 @@ async function plug(arg, step, ctx) {
   });
   ctx.socketByName.set(name, socket);
   ctx.socketByDevid.set(devid, socket);
-  await waitState(ctx, `${F}/state`, '4', step.timeout ?? 30);
-  ctx.log(`  devid ${devid} (${name}) connected, socket ${socket}`);
+  // `state`: the frontend state to wait for (default 4, Connected; 1 for a devid the guest
+  // kernel never probes, such as 10).
+  const want = String(arg.state ?? 4);
+  await waitState(ctx, `${F}/state`, want, step.timeout ?? 30);
+  ctx.log(`  devid ${devid} (${name}) at state ${want}, socket ${socket}`);
 }
 
 /** Graceful unplug only: backend Closing, frontend Closed, then remove, then chardev-remove. */

@@ -1,0 +1,358 @@
+#!/usr/bin/env node
+/*
+ * `npm run bench`: the performance figures of xen-channels on the simulated guest, as JSON on
+ * stdout (and saved under bench/results/ with a description of the machine). Every figure is
+ * the median over --rounds repeated rounds; nothing here is a pass/fail test.
+ *   hotplug_to_link_ms   from the frontend reaching Initialised (the kernel allocated the
+ *                        tty) to /dev/vport/<name> resolving, with the agent running: p50, p99
+ *   agent_rss_kib        resident memory of `xen-channel agent` with 0 and with 7 channels
+ *   agent_idle           CPU time and context switches of the agent over --idle-seconds
+ *                        with nothing happening (target: no periodic wake-ups)
+ *   udev_helper_cold_start_ms   `xen-channel udev-event`, process start to exit
+ *   data_path            openChannel() against the raw device used directly (cfmakeraw, a tty
+ *                        read stream, fs.write) on the same channel: throughput both ways and
+ *                        round-trip latency, with the ratios (target >= 0.95)
+ * Usage: npm run bench -- [--rounds N] [--idle-seconds S] [--quick]
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { constants, watch } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { ReadStream } from 'node:tty';
+import { parseArgs } from 'node:util';
+
+const root = new URL('..', import.meta.url).pathname;
+const dist = (p) => join(root, 'dist', 'agent', p);
+const cli = dist('cli/main.js');
+const { SimulatedGuest, simEnv } = await import(dist('sim/guest.js'));
+const { Agent } = await import(dist('service/agent.js'));
+const { openChannel, setRawMode } = await import(dist('api/open.js'));
+const { reconcile } = await import(dist('reconcile.js'));
+const { XenstoreClient } = await import(dist('xenstore/client.js'));
+
+const { values } = parseArgs({
+  options: { rounds: { type: 'string' }, 'idle-seconds': { type: 'string' }, quick: { type: 'boolean' } },
+});
+const quick = values.quick ?? false;
+const ROUNDS = Number(values.rounds ?? (quick ? 1 : 3));
+const IDLE_SECONDS = Number(values['idle-seconds'] ?? (quick ? 5 : 60));
+const quiet = { log: () => {} };
+const progress = (text) => process.stderr.write(`bench: ${text}\n`);
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+};
+const round2 = (x) => Math.round(x * 100) / 100;
+
+async function withGuest(fn) {
+  const dir = await mkdtemp(join(tmpdir(), 'xcb-'));
+  const guest = await SimulatedGuest.start({ root: dir });
+  try {
+    return await fn(guest, dir);
+  } finally {
+    await guest.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Resolves when `rel` under the dev root resolves, noticed through a directory watch. */
+function linkAppears(devRoot, rel) {
+  const dir = join(devRoot, rel, '..');
+  return new Promise((resolve) => {
+    let watcher;
+    const check = async () => {
+      if (await readlink(join(devRoot, rel)).then(() => true, () => false)) {
+        watcher?.close();
+        resolve(performance.now());
+        return true;
+      }
+      return false;
+    };
+    mkdir(dir, { recursive: true }).then(async () => {
+      watcher = watch(dir, () => void check());
+      await check();
+    });
+  });
+}
+
+async function hotplugLatency(samples) {
+  return withGuest(async (guest) => {
+    const env = simEnv(guest, { log: quiet });
+    const agent = await Agent.start(env);
+    const dom0 = await XenstoreClient.connect({ transport: guest.xenstored.transport({ domid: 0 }) });
+    const front = `/local/domain/${guest.domid}/device/console`;
+    const watchFrontends = await dom0.watch(front);
+    const allocated = new Map();
+    void (async () => {
+      for await (const event of watchFrontends) {
+        const m = /\/console\/(\d)\/state$/.exec(event.path);
+        if (!m || allocated.has(m[1])) continue;
+        const state = await dom0.read(event.path).catch(() => '');
+        if (state === '3' || state === '4') allocated.set(m[1], performance.now());
+      }
+    })().catch(() => {});
+    const latencies = [];
+    try {
+      for (let i = 0; i < samples; i++) {
+        const name = `bench.hotplug.${i}`;
+        allocated.delete('1');
+        const linked = linkAppears(guest.roots.dev, `vport/${name}`);
+        await guest.plug(1, name);
+        const t1 = await linked;
+        latencies.push(Math.max(0, t1 - (allocated.get('1') ?? t1)));
+        await guest.unplug(1);
+      }
+    } finally {
+      await watchFrontends.close();
+      await dom0.close();
+      await agent.stop();
+    }
+    return latencies;
+  });
+}
+
+function procStatus(pid) {
+  return readFile(`/proc/${pid}/status`, 'utf8').then((t) => Object.fromEntries(t.split('\n').map((l) => l.split(/:\s+/))));
+}
+
+async function cpuAndSwitches(pid) {
+  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+  const ticks = Number(stat[11]) + Number(stat[12]); // utime + stime (fields 14, 15)
+  let switches = 0;
+  for (const task of await readdir(`/proc/${pid}/task`)) {
+    const s = await readFile(`/proc/${pid}/task/${task}/status`, 'utf8').catch(() => '');
+    for (const m of s.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) switches += Number(m[1]);
+  }
+  const hz = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  return { cpuMs: (ticks * 1000) / hz, switches };
+}
+
+/** Runs `xen-channel agent --root` as its own process with `channels` channels; measures it. */
+async function agentProcess(channels) {
+  return withGuest(async (guest, dir) => {
+    for (let d = 1; d <= channels; d++) await guest.plug(d, `bench.channel.${d}`);
+    const child = spawn(process.execPath, [cli, 'agent', '--root', dir, '--no-udev'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr.on('data', (c) => {
+      log += c;
+    });
+    try {
+      if (channels > 0) await linkAppears(guest.roots.dev, `vport/bench.channel.${channels}`);
+      await new Promise((resolve) => setTimeout(resolve, 2000)); // let start-up work finish
+      const rssKib = Number.parseInt((await procStatus(child.pid)).VmRSS, 10);
+      const before = await cpuAndSwitches(child.pid);
+      await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+      const after = await cpuAndSwitches(child.pid);
+      return { rssKib, idleCpuMs: after.cpuMs - before.cpuMs, idleSwitches: after.switches - before.switches };
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      if (child.exitCode !== 0 && child.signalCode === null && log) progress(`agent said: ${log.slice(-300)}`);
+    }
+  });
+}
+
+async function udevHelperColdStart(runs) {
+  return withGuest(async (guest, dir) => {
+    for (let d = 1; d <= 3; d++) await guest.plug(d, `bench.udev.${d}`);
+    const times = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, [cli, 'udev-event', '--root', dir, '--no-udev'], { stdio: 'ignore' });
+        child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`udev-event exited with ${code}`))));
+      });
+      times.push(performance.now() - t0);
+    }
+    return times;
+  });
+}
+
+/**
+ * The raw device, used directly as an expert would without xen-channels' stream: the tty
+ * in cfmakeraw mode, read through libuv's tty handle, written with fs.write.
+ */
+async function openRawDevice(tty) {
+  const input = await open(tty, constants.O_RDWR | constants.O_NOCTTY);
+  const output = await open(tty, constants.O_WRONLY | constants.O_NOCTTY);
+  await setRawMode(input.fd, tty);
+  const reader = new ReadStream(input.fd);
+  return {
+    onData: (l) => reader.on('data', l),
+    write: async (data) => {
+      let off = 0;
+      while (off < data.length) off += (await output.write(data, off, data.length - off)).bytesWritten;
+    },
+    close: async () => {
+      reader.destroy();
+      await output.close().catch(() => {});
+    },
+  };
+}
+
+async function openStream(name, runDir) {
+  const stream = await openChannel(name, { runDir });
+  return {
+    onData: (l) => stream.on('data', l),
+    write: (data) => new Promise((resolve, reject) => stream.write(data, (err) => (err ? reject(err) : resolve()))),
+    close: async () => stream.destroy(),
+  };
+}
+
+function dom0Socket(path) {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** guest->host and host->guest throughput (MiB/s) and 64-byte round trips (ms) for one way of using the channel. */
+async function dataPath(guest, side, devid, bytes, trips) {
+  const socket = await dom0Socket(guest.socketPath(devid));
+  // The simulator's socat serves one client at a time, but the previous client's bridge
+  // process takes a moment to exit, and reads the tty meanwhile: let it go first.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  let received = 0;
+  let onHost = () => {};
+  socket.on('data', (c) => {
+    received += c.length;
+    onHost(c);
+  });
+  const payload = randomBytes(bytes);
+  // guest -> host
+  let t0 = performance.now();
+  const allHere = new Promise((resolve) => {
+    onHost = () => received >= bytes && resolve();
+  });
+  await side.write(payload);
+  await allHere;
+  const upMiBps = bytes / 1048576 / ((performance.now() - t0) / 1000);
+  // host -> guest
+  let got = 0;
+  let done = () => {};
+  side.onData((c) => {
+    got += c.length;
+    if (got >= bytes) done();
+  });
+  const allThere = new Promise((resolve) => {
+    done = resolve;
+  });
+  t0 = performance.now();
+  socket.write(payload);
+  await allThere;
+  const downMiBps = bytes / 1048576 / ((performance.now() - t0) / 1000);
+  // round trips: host sends 64 bytes, the guest side echoes them
+  got = 0;
+  let echoed = () => {};
+  side.onData((c) => {
+    void side.write(c);
+  });
+  const rtts = [];
+  for (let i = 0; i < trips; i++) {
+    received = 0;
+    const back = new Promise((resolve) => {
+      echoed = resolve;
+    });
+    onHost = () => received >= 64 && echoed();
+    const t = performance.now();
+    socket.write(randomBytes(64));
+    await back;
+    rtts.push(performance.now() - t);
+  }
+  socket.destroy();
+  return { upMiBps, downMiBps, rttMs: median(rtts) };
+}
+
+async function dataPathRound(bytes, trips) {
+  return withGuest(async (guest) => {
+    await guest.plug(1, 'bench.data');
+    const env = simEnv(guest, { log: quiet });
+    const xs = await XenstoreClient.connect({ transport: env.xenstore });
+    await reconcile(env, xs);
+    await xs.close();
+    const runDir = join(guest.roots.run, 'xen-channels');
+    const results = {};
+    for (const [label, make] of [
+      ['openChannel', () => openStream('bench.data', runDir)],
+      ['raw', () => openRawDevice(join(guest.roots.dev, 'hvc1'))],
+    ]) {
+      const side = await make();
+      try {
+        results[label] = await dataPath(guest, side, 1, bytes, trips);
+      } finally {
+        await side.close();
+      }
+    }
+    return results;
+  });
+}
+
+const results = {};
+const rounds = Array.from({ length: ROUNDS }, (_, i) => i);
+
+progress(`hotplug -> link latency, ${ROUNDS} round(s)`);
+const latencyRounds = [];
+for (const _ of rounds) latencyRounds.push(await hotplugLatency(quick ? 10 : 30));
+results.hotplug_to_link_ms = {
+  definition: 'frontend Initialised (hvc allocated) -> /dev/vport/<name> resolves, agent running, simulated guest',
+  p50: round2(median(latencyRounds.map((r) => percentile(r, 50)))),
+  p99: round2(median(latencyRounds.map((r) => percentile(r, 99)))),
+  samples_per_round: latencyRounds[0]?.length,
+};
+
+progress(`agent process with 0 and 7 channels, ${IDLE_SECONDS} s idle each, ${ROUNDS} round(s)`);
+const agentRounds = { 0: [], 7: [] };
+for (const _ of rounds) for (const n of [0, 7]) agentRounds[n].push(await agentProcess(n));
+results.agent_rss_kib = Object.fromEntries([0, 7].map((n) => [`channels_${n}`, median(agentRounds[n].map((r) => r.rssKib))]));
+results.agent_idle = {
+  seconds: IDLE_SECONDS,
+  cpu_ms: Object.fromEntries([0, 7].map((n) => [`channels_${n}`, round2(median(agentRounds[n].map((r) => r.idleCpuMs)))])),
+  context_switches: Object.fromEntries([0, 7].map((n) => [`channels_${n}`, median(agentRounds[n].map((r) => r.idleSwitches))])),
+};
+
+progress('udev helper cold start');
+const coldRounds = [];
+for (const _ of rounds) coldRounds.push(median(await udevHelperColdStart(quick ? 3 : 10)));
+results.udev_helper_cold_start_ms = { median: round2(median(coldRounds)) };
+
+progress('data path: openChannel() against the raw device');
+const dataRounds = [];
+for (const _ of rounds) dataRounds.push(await dataPathRound(quick ? 1 << 20 : 8 << 20, quick ? 50 : 200));
+const pick = (label, key) => median(dataRounds.map((r) => r[label][key]));
+results.data_path = {
+  transport: 'pty bridged by socat (simulated guest)',
+  guest_to_host_MiBps: { openChannel: round2(pick('openChannel', 'upMiBps')), raw: round2(pick('raw', 'upMiBps')) },
+  host_to_guest_MiBps: { openChannel: round2(pick('openChannel', 'downMiBps')), raw: round2(pick('raw', 'downMiBps')) },
+  round_trip_ms: { openChannel: round2(pick('openChannel', 'rttMs')), raw: round2(pick('raw', 'rttMs')) },
+};
+results.data_path.ratio = {
+  guest_to_host: round2(pick('openChannel', 'upMiBps') / pick('raw', 'upMiBps')),
+  host_to_guest: round2(pick('openChannel', 'downMiBps') / pick('raw', 'downMiBps')),
+  round_trip_speed: round2(pick('raw', 'rttMs') / pick('openChannel', 'rttMs')),
+};
+
+const report = {
+  date: new Date().toISOString(),
+  machine: {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    memory_gib: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    kernel: (await readFile('/proc/sys/kernel/osrelease', 'utf8')).trim(),
+  },
+  rounds: ROUNDS,
+  results,
+};
+const json = `${JSON.stringify(report, null, 2)}\n`;
+process.stdout.write(json);
+await mkdir(join(root, 'bench', 'results'), { recursive: true });
+await writeFile(join(root, 'bench', 'results', `${quick ? 'quick-' : ''}${report.date.replace(/[:.]/g, '-')}.json`), json);

@@ -301,14 +301,17 @@ export async function reconcile(
     for (const slot of freeSlots(predicted)) {
       if ((await env.probeTty(join(env.roots.dev, `hvc${slot}`))) === 'occupied') occupied.push(slot);
     }
-    if (occupied.length > 0) {
-      env.log.log(
-        'warn',
-        `hvc slots thought free have a console behind them: ${occupied.map((s) => `hvc${s}`).join(', ')}; unlinking the channels whose tty is inferred`,
-      );
-    }
     const waiting = entries.filter((e) => e.phase === 'waiting' && !e.unusable && e.state !== undefined).length;
     const model = crossCheck(predicted, occupied, waiting);
+    if (model !== predicted) {
+      const seen = entries.map((e) => `${e.key}:${e.state ?? '-'}`).join(' ');
+      const believed = predicted.live.map((a) => `${a.devid}@hvc${a.slot}`).join(' ');
+      env.log.log(
+        'warn',
+        `hvc slots thought free have a console behind them (${occupied.map((s) => `hvc${s}`).join(', ')}): the channels ` +
+          `placed by inference lose their links rather than risk wrong ones (consoles ${seen}; model ${believed})`,
+      );
+    }
     const now = env.clock.epochMs();
     const waitingSince: Record<string, number> = {};
     for (const e of entries) {

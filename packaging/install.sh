@@ -44,6 +44,7 @@ LAUNCHER
 put 0755 "$launcher" "$bin_dir/xen-channel"
 
 put 0644 packaging/xen-channels.service "$unit_dir/xen-channels.service"
+put 0644 packaging/xen-channels-udev@.service "$unit_dir/xen-channels-udev@.service"
 
 # Every static rules file the agent's authors ship in udev/, whatever there is at build time.
 for rules in udev/*.rules; do

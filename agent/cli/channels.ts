@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Env, Logger, LogLevel } from '../effects/env.js';
+import { agentRunning } from '../effects/files.js';
 import { nodeEnv } from '../effects/node-env.js';
 import { udevRunning } from '../effects/udevadm.js';
 import { type ChannelReport, reconcile } from '../reconcile.js';
@@ -93,6 +94,10 @@ export async function runChannelCommand(
   const options = parseCommon(command, argv);
   const env = await makeEnv(options, journalLogger(err));
   if (command === 'agent') return runAgent(env, options);
+  if (command === 'udev-event' && (await agentRunning(env.roots.run))) {
+    env.log.log('debug', 'the xen-channels agent is running and follows this change itself');
+    return EXIT.ok;
+  }
   const client = await XenstoreClient.connect({ transport: env.xenstore });
   try {
     // udev sets ACTION and DEVPATH for the programs its rules RUN.

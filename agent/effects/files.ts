@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createConnection, createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import type { Clock } from '../clock.js';
 import { FileEffectError, LockTimeoutError } from './errors.js';
@@ -43,37 +43,68 @@ export async function readFileIfExists(path: string): Promise<string | undefined
   }
 }
 
+/** A name in Linux's abstract socket namespace for `kind` and `key` (the run root). */
+function abstractName(kind: string, key: string): string {
+  return `\0xen-channels-${kind}-${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
+}
+
+/** Binds `name` on a new server; undefined when another process holds it. */
+async function bindAbstract(name: string): Promise<Server | undefined> {
+  const server = createServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') resolve(undefined);
+      else reject(err);
+    });
+    server.listen(name, () => resolve(server));
+  });
+}
+
+const closeServer = (server: Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
+
 /**
  * Runs `fn` while holding the lock named by `key` (e.g. the run root): a Unix socket bound in
  * Linux's abstract namespace, which the kernel releases when the holder exits or crashes, so
- * no stale lock can ever block the service or the udev helper. Waits, polling every 20 ms
+ * no stale lock can ever block the service or the udev helper. Waits, polling every 50 ms
  * and only while another process holds it, up to `timeoutMs`.
  * @throws LockTimeoutError
  */
-export async function withLock<T>(key: string, clock: Clock, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  const name = `\0xen-channels-lock-${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
+export async function withLock<T>(key: string, clock: Clock, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
   const started = clock.now();
-  const server = createServer();
+  let server: Server | undefined;
   for (;;) {
-    const bound = await new Promise<boolean>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        if (err.code === 'EADDRINUSE') resolve(false);
-        else reject(err);
-      };
-      server.once('error', onError);
-      server.listen(name, () => {
-        server.off('error', onError);
-        resolve(true);
-      });
-    });
-    if (bound) break;
+    server = await bindAbstract(abstractName('lock', key));
+    if (server) break;
     if (clock.now() - started > timeoutMs) throw new LockTimeoutError(key, 'another xen-channels process');
-    await clock.sleep(20);
+    await clock.sleep(50);
   }
   server.unref();
   try {
     return await fn();
   } finally {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
   }
+}
+
+/**
+ * Announces that the agent runs for run root `key` until the returned function is called (or
+ * the process ends): the udev helper then has nothing to do, the agent's watch covers it.
+ */
+export async function announceAgent(key: string): Promise<() => Promise<void>> {
+  const server = await bindAbstract(abstractName('agent', key));
+  if (!server) throw new Error(`another xen-channels agent already runs for ${key}`);
+  server.unref();
+  return () => closeServer(server);
+}
+
+/** True when an agent has announced itself for run root `key`. */
+export function agentRunning(key: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(abstractName('agent', key));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

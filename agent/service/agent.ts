@@ -10,6 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Env } from '../effects/env.js';
+import { announceAgent } from '../effects/files.js';
 import { CONSOLE_DIR, type ReconcileResult, reconcile } from '../reconcile.js';
 import { XenstoreClient } from '../xenstore/client.js';
 import { RawHolder } from './raw-holder.js';
@@ -31,6 +32,8 @@ export class Agent {
   private retryDelay = RETRY_MS.first;
   private retryTimer: AbortController | undefined;
   private loop: Promise<void> = Promise.resolve();
+  /** Withdraws the announcement that lets the udev helper stand aside. */
+  private unannounce: () => Promise<void> = async () => {};
   /** Problems this process has logged (see ReconcileOptions.logged). */
   private readonly logged = new Map<string, readonly string[]>();
   /** Keeps each linked channel's tty open in raw mode (see raw-holder.ts); off with holdRaw: false. */
@@ -56,6 +59,10 @@ export class Agent {
       ),
     );
     const agent = new Agent(env, client, options.holdRaw ?? true);
+    agent.unannounce = await announceAgent(env.roots.run).catch(async (err: Error) => {
+      await client.close();
+      throw err;
+    });
     const watch = await client.watch(CONSOLE_DIR);
     agent.loop = (async () => {
       for await (const _ of watch) agent.trigger();
@@ -132,6 +139,7 @@ export class Agent {
     await this.running;
     await this.rawHolder?.close();
     await this.client.close();
+    await this.unannounce();
     await this.loop;
   }
 }

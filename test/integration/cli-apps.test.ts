@@ -118,3 +118,22 @@ t.test('status and udev-event work on a simulated guest through --root', async (
     channels: [{ key: '1', links: ['vport/org.qemu.guest_agent.0', String, String] }, { key: '10' }],
   });
 });
+
+t.test('udev-event stands aside while the agent runs (its watch covers the change)', async (t) => {
+  const { g, root } = await guest(t);
+  await g.plug(1, 'org.example.agent');
+  const { Agent } = await import('../../agent/service/agent.js');
+  const env = recordingEnv(g);
+  const agent = await Agent.start(env);
+  t.teardown(() => agent.stop());
+  const run = io();
+  const t0 = performance.now();
+  t.equal(await main(['udev-event', '--root', root], run.streams), 0);
+  t.ok(performance.now() - t0 < 2000, 'returns at once');
+  t.equal(run.err(), '', 'and says nothing at the default level');
+  await agent.stop();
+  await g.plug(2, 'org.example.later');
+  const second = io();
+  t.equal(await main(['udev-event', '--root', root], second.streams), 0);
+  t.match(second.err(), /channel org\.example\.later \(devid 2\) is \/dev\/hvc2/, 'without the agent it does the work');
+});

@@ -292,9 +292,12 @@ export async function reconcile(
 ): Promise<ReconcileResult> {
   const apply = options.apply ?? true;
   const waitForUdev = !options.fromUdev;
+  env.log.log('debug', 'pass: waiting for the lock');
   return withLock(env.roots.run, env.clock, async () => {
+    env.log.log('debug', 'pass: lock held');
     const saved = await loadState(env);
     const observation = await observe(ops);
+    env.log.log('debug', `pass: observed ${observation.consoles.map((c) => `${c.key}:${c.state ?? '-'}`).join(' ')}`);
     const entries = inventory(observation.consoles);
     const predicted = nextModel(saved?.model, entries, observation.primary);
     const occupied: number[] = [];
@@ -325,6 +328,7 @@ export async function reconcile(
     const recheckAfterMs = pending.length > 0 ? Math.min(...pending) : undefined;
     if (!apply) return { channels: reports, model, changed: false, recheckAfterMs };
 
+    env.log.log('debug', `pass: applying ${links.length} links (${env.linkMode})`);
     const wanted = new Map(
       links.flatMap((l) => linkPaths(l.name, env.linkDirs).map((rel) => [rel, ttyTarget(l.slot)] as const)),
     );

@@ -92,7 +92,8 @@ export async function runChannelCommand(
   err: NodeJS.WritableStream,
 ): Promise<number> {
   const options = parseCommon(command, argv);
-  const env = await makeEnv(options, journalLogger(err));
+  // XEN_CHANNELS_DEBUG=1 adds the debug lines (each pass's stages) to the log.
+  const env = await makeEnv(options, journalLogger(err, process.env.XEN_CHANNELS_DEBUG === '1'));
   if (command === 'agent') return runAgent(env, options);
   if (command === 'udev-event' && (await agentRunning(env.roots.run))) {
     env.log.log('debug', 'the xen-channels agent is running and follows this change itself');

@@ -4,12 +4,14 @@
  * serialises the service and the udev helper. Layer: effect (node:fs).
  * Atomic write: a temporary file in the same directory, fsync, rename; on any failure the
  * temporary file is removed and the old content stays (a full or read-only /run loses nothing).
- * Lock: an abstract-namespace Unix socket per run root (see withLock).
+ * Lock: an abstract-namespace Unix socket per run root (see withLock). On Node 18 every
+ * abstract name maps to one all-zero address (its libuv copies the name as a C string), so
+ * there the lock is one machine-wide mutex: correct, only less fine-grained.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Clock } from '../clock.js';
 import { FileEffectError, LockTimeoutError } from './errors.js';
 
@@ -86,25 +88,30 @@ export async function withLock<T>(key: string, clock: Clock, fn: () => Promise<T
   }
 }
 
-/**
- * Announces that the agent runs for run root `key` until the returned function is called (or
- * the process ends): the udev helper then has nothing to do, the agent's watch covers it.
- */
-export async function announceAgent(key: string): Promise<() => Promise<void>> {
-  const server = await bindAbstract(abstractName('agent', key));
-  if (!server) throw new Error(`another xen-channels agent already runs for ${key}`);
-  server.unref();
-  return () => closeServer(server);
+/** The kernel's start time of process `pid` (field 22 of /proc/<pid>/stat), or undefined. */
+async function startTime(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
-/** True when an agent has announced itself for run root `key`. */
-export function agentRunning(key: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection(abstractName('agent', key));
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
+/**
+ * Announces that the agent runs for run directory `runDir` (a pid file with the process's
+ * start time, so that a reused pid is not mistaken for it) until the returned function is
+ * called: the udev helper then stands aside, the agent's watch covers the change.
+ * (An abstract socket would be the tidier sign, but Node 18's libuv turns every abstract
+ * name into the same all-zero address, which then collides with the lock.)
+ * @throws FileEffectError
+ */
+export async function announceAgent(runDir: string): Promise<() => Promise<void>> {
+  const path = join(runDir, 'xen-channels', 'agent.pid');
+  await writeFileAtomic(path, `${process.pid} ${await startTime(process.pid)}\n`);
+  return () => rm(path, { force: true });
+}
+
+/** True when a live agent has announced itself for run directory `runDir`. */
+export async function agentRunning(runDir: string): Promise<boolean> {
+  const text = await readFileIfExists(join(runDir, 'xen-channels', 'agent.pid')).catch(() => undefined);
+  const [pid, started] = (text ?? '').trim().split(' ');
+  if (!pid || !/^\d+$/.test(pid)) return false;
+  return started !== undefined && (await startTime(Number(pid))) === started;
 }

@@ -12,8 +12,15 @@ t.test('the man page documents every command and exit status the CLI has', async
     help += c.toString();
   });
   await main(['--help'], { stdin: process.stdin, stdout: out, stderr: new PassThrough() });
-  const commands = [...help.split('Commands:')[1]?.split('Options:')[0]?.matchAll(/^ {2}([a-z][a-z-]*)/gm) ?? []].map((m) => m[1]);
+  const commands = [
+    ...(help
+      .split('Commands:')[1]
+      ?.split('Options:')[0]
+      ?.matchAll(/^ {2}([a-z][a-z-]*)/gm) ?? []),
+  ].map((m) => m[1]);
   t.ok(commands.length >= 9, `commands found in --help: ${commands.join(', ')}`);
-  for (const command of commands) t.match(man, new RegExp(`^\\*\\*${command}( \\w+)?\\*\\*`, 'm'), `man page has ${command}`);
-  for (const code of Object.values(EXIT)) t.match(man, new RegExp(`^\\*\\*${code}\\*\\*$`, 'm'), `man page has exit status ${code}`);
+  for (const command of commands)
+    t.match(man, new RegExp(`^\\*\\*${command}( \\w+)?\\*\\*`, 'm'), `man page has ${command}`);
+  for (const code of Object.values(EXIT))
+    t.match(man, new RegExp(`^\\*\\*${code}\\*\\*$`, 'm'), `man page has exit status ${code}`);
 });

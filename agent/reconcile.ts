@@ -249,6 +249,36 @@ async function loadState(env: Env): Promise<SavedState | undefined> {
   }
 }
 
+/** How often a pass looks again when consoles change while their ttys are being checked. */
+const OBSERVE_ATTEMPTS = 3;
+
+/**
+ * Observes xenstore, predicts the slot model and checks the slots it calls free. Reading
+ * xenstore and opening the ttys are not one atomic step: a console plugged in between holds a
+ * slot the observation knew nothing of. So when the check contradicts the model, xenstore is
+ * read again; if it changed meanwhile, the pass starts over (up to OBSERVE_ATTEMPTS times),
+ * and only a contradiction on a stable observation makes the inferred assignments uncertain.
+ */
+async function observeAndCheck(env: Env, ops: XenstoreOperations, saved: SlotModel | undefined) {
+  for (let attempt = 1; ; attempt++) {
+    const observation = await observe(ops);
+    env.log.log('debug', `pass: observed ${observation.consoles.map((c) => `${c.key}:${c.state ?? '-'}`).join(' ')}`);
+    const entries = inventory(observation.consoles);
+    const predicted = nextModel(saved, entries, observation.primary);
+    const occupied: number[] = [];
+    for (const slot of freeSlots(predicted)) {
+      if ((await env.probeTty(join(env.roots.dev, `hvc${slot}`))) === 'occupied') occupied.push(slot);
+    }
+    const waiting = entries.filter((e) => e.phase === 'waiting' && !e.unusable && e.state !== undefined).length;
+    const model = crossCheck(predicted, occupied, waiting);
+    if (model === predicted || attempt === OBSERVE_ATTEMPTS) return { entries, predicted, model, occupied };
+    if (JSON.stringify(await observe(ops)) === JSON.stringify(observation)) {
+      return { entries, predicted, model, occupied };
+    }
+    env.log.log('debug', 'pass: consoles changed while their ttys were checked; looking again');
+  }
+}
+
 /** Replaces `path` only when its content differs: an idle pass writes nothing. */
 async function writeIfChanged(path: string, content: string): Promise<void> {
   if ((await readFileIfExists(path)) !== content) await writeFileAtomic(path, content);
@@ -296,16 +326,7 @@ export async function reconcile(
   return withLock(env.roots.run, env.clock, async () => {
     env.log.log('debug', 'pass: lock held');
     const saved = await loadState(env);
-    const observation = await observe(ops);
-    env.log.log('debug', `pass: observed ${observation.consoles.map((c) => `${c.key}:${c.state ?? '-'}`).join(' ')}`);
-    const entries = inventory(observation.consoles);
-    const predicted = nextModel(saved?.model, entries, observation.primary);
-    const occupied: number[] = [];
-    for (const slot of freeSlots(predicted)) {
-      if ((await env.probeTty(join(env.roots.dev, `hvc${slot}`))) === 'occupied') occupied.push(slot);
-    }
-    const waiting = entries.filter((e) => e.phase === 'waiting' && !e.unusable && e.state !== undefined).length;
-    const model = crossCheck(predicted, occupied, waiting);
+    const { entries, predicted, model, occupied } = await observeAndCheck(env, ops, saved?.model);
     if (model !== predicted) {
       const seen = entries.map((e) => `${e.key}:${e.state ?? '-'}`).join(' ');
       const believed = predicted.live.map((a) => `${a.devid}@hvc${a.slot}`).join(' ');

@@ -19,7 +19,11 @@ export async function startGuest(t: Test, options: Partial<SimulatedGuestOptions
 
 export function recordingEnv(guest: SimulatedGuest, overrides: Partial<Env> = {}): Env & { lines: string[] } {
   const lines: string[] = [];
-  const env = simEnv(guest, { log: { log: (level, message) => lines.push(`${level}: ${message}`) }, ...overrides });
+  // What an operator sees: debug lines (each pass's stages) are left out.
+  const env = simEnv(guest, {
+    log: { log: (level, message) => level !== 'debug' && lines.push(`${level}: ${message}`) },
+    ...overrides,
+  });
   return Object.assign(env, { lines });
 }
 

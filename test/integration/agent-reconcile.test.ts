@@ -2,6 +2,7 @@ import { readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { reconcile, statePath } from '../../agent/reconcile.js';
+import { probeSimulatedTty } from '../../agent/sim/guest.js';
 import { XenstoreClient } from '../../agent/xenstore/client.js';
 import { guestToDom0, linkTarget, recordingEnv, startGuest } from '../helpers/sim-guest.js';
 
@@ -170,5 +171,39 @@ t.test(
       ['uncertain', 'uncertain', 'uncertain'],
     );
     t.equal(await linkTarget(guest, 'vport/boot1'), undefined, 'uncertain: no link rather than a wrong one');
+  },
+);
+
+t.test(
+  'a console plugged while the tty slots are being checked does not unlink the others (real Xen, agent-hotplug-sequence)',
+  async (t) => {
+    const guest = await startGuest(t);
+    for (const d of [1, 2, 3]) await guest.plug(d, `boot${d}`);
+    const first = recordingEnv(guest);
+    const client = await XenstoreClient.connect({ transport: first.xenstore });
+    t.teardown(() => client.close());
+    await reconcile(first, client);
+    // The next pass observes xenstore, then devid 4 is plugged (the kernel gives it hvc4)
+    // before the pass gets to probing the free slots.
+    let plugged = false;
+    const racing = recordingEnv(guest, {
+      probeTty: async (path: string) => {
+        if (!plugged) {
+          plugged = true;
+          await guest.plug(4, 'race4');
+        }
+        return probeSimulatedTty(path);
+      },
+    });
+    const result = await reconcile(racing, client);
+    t.ok(plugged, 'the race happened');
+    t.same(
+      result.model.live.map((a) => `${a.devid}@${a.slot}:${a.basis}`),
+      ['1@1:inferred', '2@2:inferred', '3@3:inferred', '4@4:observed'],
+      'the second look saw devid 4; nothing became uncertain',
+    );
+    for (const d of [1, 2, 3]) t.equal(await linkTarget(guest, `vport/boot${d}`), `../hvc${d}`);
+    t.equal(await linkTarget(guest, 'vport/race4'), '../hvc4');
+    t.notMatch(racing.lines.join('\n'), /thought free/);
   },
 );

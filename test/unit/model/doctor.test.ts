@@ -41,7 +41,7 @@ t.test('diagnose', async (t) => {
   for (const [what, facts, expected] of table) {
     const found = problems(facts);
     t.equal(found.length, expected.length, `${what}: ${found.join(' | ')}`);
-    expected.forEach((re, i) => t.match(found[i], re, what));
+    for (const [i, re] of expected.entries()) t.match(found[i], re, what);
   }
   t.match(
     diagnose({ ...healthy, udevRunning: false }).find((f) => f.text.startsWith('udev')),

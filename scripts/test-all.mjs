@@ -8,8 +8,8 @@
  * test file assertion, every e2e scenario and every check step.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const bin = (name) => join(root, 'node_modules', '.bin', name);
@@ -63,6 +63,7 @@ check('lint', bin('biome'), ['check', '.']);
 
 step('unit and integration tests (tap)', () => {
   const report = join(root, '.tap', 'report.tap');
+  mkdirSync(dirname(report), { recursive: true }); // a fresh clone has no .tap/ yet
   const r = run(bin('tap'), ['--reporter=tap', `--reporter-file=${report}`], { capture: true });
   const tapText = existsSync(report) ? readFileSync(report, 'utf8') : '';
   // Show the failing tests with their diagnostics: everything from "not ok" to the next "ok".

@@ -16,7 +16,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants, watch } from 'node:fs';
+import { constants, openSync, watch } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -181,10 +181,11 @@ async function udevHelperColdStart(runs) {
  * in cfmakeraw mode, read through libuv's tty handle, written with fs.write.
  */
 async function openRawDevice(tty) {
-  const input = await open(tty, constants.O_RDWR | constants.O_NOCTTY);
+  // A plain descriptor for the tty stream, which takes it over and closes it.
+  const inputFd = openSync(tty, constants.O_RDWR | constants.O_NOCTTY);
   const output = await open(tty, constants.O_WRONLY | constants.O_NOCTTY);
-  await setRawMode(input.fd, tty);
-  const reader = new ReadStream(input.fd);
+  await setRawMode(inputFd, tty);
+  const reader = new ReadStream(inputFd);
   return {
     onData: (l) => reader.on('data', l),
     write: async (data) => {

@@ -50,8 +50,11 @@ export class RawHolder {
         this.held.set(key, handle);
       } catch (err) {
         await handle?.close().catch(() => {});
+        // A channel being unplugged hangs its tty up between the pass and this open: that
+        // is expected (the next pass drops it), so only a tty that is still there is news.
+        const stillThere = (await this.env.probeTty(tty)) === 'occupied';
         this.env.log.log(
-          'warn',
+          stillThere ? 'warn' : 'debug',
           `channel ${channel.name}: cannot keep ${tty} in raw mode (${(err as Error).message}); programs that do not set raw mode themselves may see echo and \\r\\n`,
         );
       }

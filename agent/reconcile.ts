@@ -252,12 +252,25 @@ async function loadState(env: Env): Promise<SavedState | undefined> {
 /** How often a pass looks again when consoles change while their ttys are being checked. */
 const OBSERVE_ATTEMPTS = 3;
 
+/** Usable consoles of `entries` that may hold a tty the model does not place yet. */
+function unplacedDevids(entries: readonly ConsoleEntry[], model: SlotModel): number[] {
+  const placed = new Set(model.live.map((a) => a.devid));
+  return entries.flatMap((e) =>
+    !e.unusable && e.devid !== undefined && e.state !== undefined && e.phase !== 'closed' && !placed.has(e.devid)
+      ? [e.devid]
+      : [],
+  );
+}
+
 /**
  * Observes xenstore, predicts the slot model and checks the slots it calls free. Reading
  * xenstore and opening the ttys are not one atomic step: a console plugged in between holds a
  * slot the observation knew nothing of. So when the check contradicts the model, xenstore is
- * read again; if it changed meanwhile, the pass starts over (up to OBSERVE_ATTEMPTS times),
- * and only a contradiction on a stable observation makes the inferred assignments uncertain.
+ * read again, and while it keeps changing the pass starts over (up to OBSERVE_ATTEMPTS times).
+ * Then consoles not placed by the model in either reading (waiting for their probe, or
+ * plugged meanwhile) may each explain one occupied slot, the lowest free ones (the watch
+ * brings them into the next pass); only an occupied slot they cannot explain makes the
+ * inferred assignments uncertain.
  */
 async function observeAndCheck(env: Env, ops: XenstoreOperations, saved: SlotModel | undefined) {
   for (let attempt = 1; ; attempt++) {
@@ -267,15 +280,22 @@ async function observeAndCheck(env: Env, ops: XenstoreOperations, saved: SlotMod
     const predicted = nextModel(saved, entries, observation.primary);
     const occupied: number[] = [];
     for (const slot of freeSlots(predicted)) {
-      if ((await env.probeTty(join(env.roots.dev, `hvc${slot}`))) === 'occupied') occupied.push(slot);
+      const probe = await env.probeTty(join(env.roots.dev, `hvc${slot}`));
+      env.log.log('debug', `pass: hvc${slot} ${probe}`);
+      if (probe === 'occupied') occupied.push(slot);
     }
-    const waiting = entries.filter((e) => e.phase === 'waiting' && !e.unusable && e.state !== undefined).length;
-    const model = crossCheck(predicted, occupied, waiting);
-    if (model === predicted || attempt === OBSERVE_ATTEMPTS) return { entries, predicted, model, occupied };
-    if (JSON.stringify(await observe(ops)) === JSON.stringify(observation)) {
-      return { entries, predicted, model, occupied };
+    const before = unplacedDevids(entries, predicted);
+    const model = crossCheck(predicted, occupied, before.length);
+    if (model === predicted) return { entries, predicted, model, occupied };
+    const again = await observe(ops);
+    if (attempt < OBSERVE_ATTEMPTS && JSON.stringify(again) !== JSON.stringify(observation)) {
+      env.log.log('debug', 'pass: consoles changed while their ttys were checked; looking again');
+      continue;
     }
-    env.log.log('debug', 'pass: consoles changed while their ttys were checked; looking again');
+    const unplaced = new Set([...before, ...unplacedDevids(inventory(again.consoles), predicted)]);
+    const explained = crossCheck(predicted, occupied, unplaced.size) === predicted;
+    if (explained) env.log.log('debug', `pass: consoles ${[...unplaced].join(', ')} explain the occupied slots`);
+    return { entries, predicted, model: explained ? predicted : model, occupied };
   }
 }
 

@@ -207,3 +207,44 @@ t.test(
     t.notMatch(racing.lines.join('\n'), /thought free/);
   },
 );
+
+t.test(
+  'consoles plugged during every check of the tty slots never make the others uncertain (slow guest, CI failure)',
+  async (t) => {
+    const guest = await startGuest(t);
+    for (const d of [1, 2, 3]) await guest.plug(d, `boot${d}`);
+    const first = recordingEnv(guest);
+    const client = await XenstoreClient.connect({ transport: first.xenstore });
+    t.teardown(() => client.close());
+    await reconcile(first, client);
+    // Under software emulation one pass takes seconds: each time the pass probes the free
+    // slots, another console has just been plugged, so xenstore never reads the same twice.
+    const toPlug = [4, 5, 6, 7];
+    let lastProbed = Number.POSITIVE_INFINITY;
+    const racing = recordingEnv(guest, {
+      probeTty: async (path: string) => {
+        const slot = Number(path.slice(-1));
+        // Each look probes the free slots upwards: a lower slot starts the next look.
+        const devid = slot <= lastProbed ? toPlug.shift() : undefined;
+        lastProbed = slot;
+        if (devid !== undefined) await guest.plug(devid, `race${devid}`);
+        return probeSimulatedTty(path);
+      },
+    });
+    let result = await reconcile(racing, client);
+    t.same(toPlug, [7], 'a console was plugged during each of the three looks');
+    t.notMatch(racing.lines.join('\n'), /thought free/, 'no contradiction reported');
+    for (const d of [1, 2, 3]) t.equal(await linkTarget(guest, `vport/boot${d}`), `../hvc${d}`, `boot${d} kept`);
+    // Once the churn stops, the next passes place every console where the kernel put it.
+    do result = await reconcile(first, client);
+    while (result.changed);
+    t.notOk(
+      result.model.live.some((a) => a.basis === 'uncertain'),
+      'nothing uncertain',
+    );
+    for (const a of result.model.live) {
+      const name = a.devid <= 3 ? `boot${a.devid}` : `race${a.devid}`;
+      t.equal(await linkTarget(guest, `vport/${name}`), `../hvc${a.slot}`, `${name} -> hvc${a.slot}`);
+    }
+  },
+);

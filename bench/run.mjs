@@ -12,16 +12,18 @@
  *   data_path            openChannel() against the raw device used directly (cfmakeraw, a tty
  *                        read stream, fs.write) on the same channel: throughput both ways and
  *                        round-trip latency, with the ratios (target >= 0.95)
- * Usage: npm run bench -- [--rounds N] [--idle-seconds S] [--quick]
+ *   real_xen             the same hotplug latency and data path (as an echo through dom0) on
+ *                        real Xen: the test/e2e scenario bench-real-xen, timed in the guest
+ * Usage: npm run bench -- [--rounds N] [--idle-seconds S] [--quick] [--xen | --no-xen]
+ *   (the real-Xen part runs by default, not with --quick; it needs what test/e2e needs)
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants, openSync, watch } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { watch } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ReadStream } from 'node:tty';
 import { parseArgs } from 'node:util';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -32,20 +34,24 @@ const { Agent } = await import(dist('service/agent.js'));
 const { openChannel, setRawMode } = await import(dist('api/open.js'));
 const { reconcile } = await import(dist('reconcile.js'));
 const { XenstoreClient } = await import(dist('xenstore/client.js'));
+const { median, openRawDevice, openStream } = await import('./lib/channel-sides.mjs');
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string' }, 'idle-seconds': { type: 'string' }, quick: { type: 'boolean' } },
+  options: {
+    rounds: { type: 'string' },
+    'idle-seconds': { type: 'string' },
+    quick: { type: 'boolean' },
+    xen: { type: 'boolean' },
+    'no-xen': { type: 'boolean' },
+  },
 });
 const quick = values.quick ?? false;
 const ROUNDS = Number(values.rounds ?? (quick ? 1 : 3));
 const IDLE_SECONDS = Number(values['idle-seconds'] ?? (quick ? 5 : 60));
+const REAL_XEN = values['no-xen'] ? false : (values.xen ?? !quick);
 const quiet = { log: () => {} };
 const progress = (text) => process.stderr.write(`bench: ${text}\n`);
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const percentile = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
@@ -176,38 +182,6 @@ async function udevHelperColdStart(runs) {
   });
 }
 
-/**
- * The raw device, used directly as an expert would without xen-channels' stream: the tty
- * in cfmakeraw mode, read through libuv's tty handle, written with fs.write.
- */
-async function openRawDevice(tty) {
-  // A plain descriptor for the tty stream, which takes it over and closes it.
-  const inputFd = openSync(tty, constants.O_RDWR | constants.O_NOCTTY);
-  const output = await open(tty, constants.O_WRONLY | constants.O_NOCTTY);
-  await setRawMode(inputFd, tty);
-  const reader = new ReadStream(inputFd);
-  return {
-    onData: (l) => reader.on('data', l),
-    write: async (data) => {
-      let off = 0;
-      while (off < data.length) off += (await output.write(data, off, data.length - off)).bytesWritten;
-    },
-    close: async () => {
-      reader.destroy();
-      await output.close().catch(() => {});
-    },
-  };
-}
-
-async function openStream(name, runDir) {
-  const stream = await openChannel(name, { runDir });
-  return {
-    onData: (l) => stream.on('data', l),
-    write: (data) => new Promise((resolve, reject) => stream.write(data, (err) => (err ? reject(err) : resolve()))),
-    close: async () => stream.destroy(),
-  };
-}
-
 function dom0Socket(path) {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
@@ -283,8 +257,8 @@ async function dataPathRound(bytes, trips) {
     const runDir = join(guest.roots.run, 'xen-channels');
     const results = {};
     for (const [label, make] of [
-      ['openChannel', () => openStream('bench.data', runDir)],
-      ['raw', () => openRawDevice(join(guest.roots.dev, 'hvc1'))],
+      ['openChannel', () => openStream(openChannel, 'bench.data', { runDir })],
+      ['raw', () => openRawDevice(join(guest.roots.dev, 'hvc1'), setRawMode)],
     ]) {
       const side = await make();
       try {
@@ -340,6 +314,38 @@ results.data_path.ratio = {
   host_to_guest: round2(pick('openChannel', 'downMiBps') / pick('raw', 'downMiBps')),
   round_trip_speed: round2(pick('raw', 'rttMs') / pick('openChannel', 'rttMs')),
 };
+
+/**
+ * The real-Xen figures: runs the bench-real-xen scenario in the project's harness (Xen + Linux
+ * dom0 + a Debian guest under QEMU) and reads the lines its guest program printed.
+ */
+async function realXen() {
+  const run = (cmd, args, env = {}) =>
+    execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } });
+  run('bash', ['packaging/build-deb.sh']);
+  try {
+    run('bash', ['test/e2e/run.sh', 'bench-real-xen'], { E2E_KEEP_ARTIFACTS: '1' });
+  } catch {
+    return { error: 'the bench-real-xen scenario failed: see test/e2e/out/bench-real-xen/' };
+  }
+  const log = await readFile(join(root, 'test', 'e2e', 'out', 'bench-real-xen', 'steps.log'), 'utf8');
+  const last = (tag) => [...log.matchAll(new RegExp(`${tag} (\\{.*\\})`, 'g'))].map((m) => JSON.parse(m[1])).pop();
+  const latency = last('LATENCY');
+  const data = last('DATAPATH');
+  return {
+    environment: 'Xen 4.17, Linux 6.1 Debian 12 guest, under QEMU TCG (software emulation) on this machine',
+    hotplug_to_link_ms: latency && {
+      definition: 'frontend Connected (seen by a guest xenstore watch) -> /dev/vport/<name> resolves, .deb agent + udev',
+      ...latency,
+    },
+    data_path: data && { transport: 'Xen PV console ring, echoed by socat in dom0', ...data },
+  };
+}
+
+if (REAL_XEN) {
+  progress('real Xen: the bench-real-xen scenario of test/e2e (several minutes)');
+  results.real_xen = await realXen();
+}
 
 const report = {
   date: new Date().toISOString(),

@@ -1,6 +1,6 @@
 import { readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { reconcile, statePath } from '../../agent/reconcile.js';
 import { probeSimulatedTty } from '../../agent/sim/guest.js';
 import { XenstoreClient } from '../../agent/xenstore/client.js';
@@ -174,15 +174,21 @@ t.test(
   },
 );
 
+/** A guest with boot1..3 on devids 1..3, linked by a first pass (inferred from boot order). */
+async function bootedThreeChannels(t: Test) {
+  const guest = await startGuest(t);
+  for (const d of [1, 2, 3]) await guest.plug(d, `boot${d}`);
+  const first = recordingEnv(guest);
+  const client = await XenstoreClient.connect({ transport: first.xenstore });
+  t.teardown(() => client.close());
+  await reconcile(first, client);
+  return { guest, first, client };
+}
+
 t.test(
   'a console plugged while the tty slots are being checked does not unlink the others (real Xen, agent-hotplug-sequence)',
   async (t) => {
-    const guest = await startGuest(t);
-    for (const d of [1, 2, 3]) await guest.plug(d, `boot${d}`);
-    const first = recordingEnv(guest);
-    const client = await XenstoreClient.connect({ transport: first.xenstore });
-    t.teardown(() => client.close());
-    await reconcile(first, client);
+    const { guest, client } = await bootedThreeChannels(t);
     // The next pass observes xenstore, then devid 4 is plugged (the kernel gives it hvc4)
     // before the pass gets to probing the free slots.
     let plugged = false;
@@ -211,12 +217,7 @@ t.test(
 t.test(
   'consoles plugged during every check of the tty slots never make the others uncertain (slow guest, CI failure)',
   async (t) => {
-    const guest = await startGuest(t);
-    for (const d of [1, 2, 3]) await guest.plug(d, `boot${d}`);
-    const first = recordingEnv(guest);
-    const client = await XenstoreClient.connect({ transport: first.xenstore });
-    t.teardown(() => client.close());
-    await reconcile(first, client);
+    const { guest, first, client } = await bootedThreeChannels(t);
     // Under software emulation one pass takes seconds: each time the pass probes the free
     // slots, another console has just been plugged, so xenstore never reads the same twice.
     const toPlug = [4, 5, 6, 7];

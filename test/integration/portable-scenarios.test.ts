@@ -8,13 +8,11 @@
  * Format: test/e2e/README.md, "Portable scenarios". Each scenario gets its own guest and agent.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { main } from '../../agent/cli/main.js';
 import { Agent } from '../../agent/service/agent.js';
 import type { SimulatedGuest } from '../../agent/sim/guest.js';
-import { type ChannelOutcome, channelOutcome, type StatusReport } from '../conformance/channel-outcome.js';
+import { type ChannelOutcome, channelOutcome } from '../conformance/channel-outcome.js';
 import { guestToDom0, recordingEnv, startGuest } from '../helpers/sim-guest.js';
 
 const SCENARIOS = new URL('../e2e/scenarios/', import.meta.url).pathname;
@@ -35,18 +33,6 @@ interface Run {
   readonly guest: SimulatedGuest;
   /** devid of each plugged channel name, for write-link. */
   readonly devids: Map<string, number>;
-}
-
-/** `xen-channel status --json --root <guest>`, as the guest's user would run it, then the outcome. */
-async function outcomeNow(guest: SimulatedGuest): Promise<ChannelOutcome> {
-  const stdout = new PassThrough();
-  const chunks: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => chunks.push(c));
-  const stderr = new PassThrough();
-  const root = dirname(guest.roots.run);
-  const code = await main(['status', '--json', '--root', root], { stdin: new PassThrough(), stdout, stderr });
-  if (code !== 0) throw new Error(`xen-channel status --json exited ${code}: ${stderr.read()?.toString() ?? ''}`);
-  return channelOutcome(guest.roots.dev, JSON.parse(Buffer.concat(chunks).toString()) as StatusReport);
 }
 
 const sameOutcome = (a: ChannelOutcome, b: ChannelOutcome): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -70,13 +56,13 @@ const ACTIONS: Record<string, (arg: Record<string, unknown>, run: Run, label: st
     for (const [name, devid] of run.devids) if (devid === Number(arg.devid)) run.devids.delete(name);
   },
   async observe(arg, run, label) {
-    run.t.same(Object.keys(arg).sort(), ['consoles', 'links'], `${label}: observe takes links and consoles`);
-    const want: ChannelOutcome = { links: arg.links as string[], consoles: arg.consoles as string[] };
+    run.t.same(Object.keys(arg).sort(), ['channels', 'links'], `${label}: observe takes links and channels`);
+    const want: ChannelOutcome = { links: arg.links as string[], channels: arg.channels as string[] };
     const deadline = Date.now() + OBSERVE_LIMIT_MS;
-    let got = await outcomeNow(run.guest);
+    let got = await channelOutcome(run.guest.roots);
     while (!sameOutcome(got, want) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
-      got = await outcomeNow(run.guest);
+      got = await channelOutcome(run.guest.roots);
     }
     run.t.same(got, want, `${label}: the outcome is the expected one`);
   },

@@ -255,11 +255,11 @@ async function startAgent(_arg, step, ctx) {
   if (res.code !== 0) throw new Error(`dpkg -i failed (exit ${res.code}): ${clip(res.stderr, 300)}`);
 }
 
-/** Polls the guest's channel outcome until it is exactly {links, consoles}; else the last one seen. */
+/** Polls the guest's channel outcome until it is exactly {links, channels}; else the last one seen. */
 async function observe(arg, step, ctx) {
-  const extra = Object.keys(arg).filter((k) => k !== 'links' && k !== 'consoles');
-  if (extra.length) throw new Error(`observe takes only links and consoles, not ${extra.join(', ')}`);
-  const want = JSON.stringify({ links: arg.links ?? [], consoles: arg.consoles ?? [] });
+  const extra = Object.keys(arg).filter((k) => k !== 'links' && k !== 'channels');
+  if (extra.length) throw new Error(`observe takes only links and channels, not ${extra.join(', ')}`);
+  const want = JSON.stringify({ links: arg.links ?? [], channels: arg.channels ?? [] });
   const deadline = Date.now() + (step.timeout ?? 60) * 1000;
   let got;
   for (;;) {

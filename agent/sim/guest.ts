@@ -14,6 +14,10 @@
  *    one transaction, then switches to Initialised (xencons_connect_backend());
  *  - backend Connected → frontend Connected; backend Closing/Closed → the tty is hung up and
  *    its slot freed, frontend Closed (xencons_backend_changed(), hvc_remove());
+ *  - a console the kernel never probed (devid ending in 0, or a broken kernel) ignores its
+ *    backend: xenbus_dev_probe() watches the other end only after a successful probe, so
+ *    Closing leaves it at Initialising and the graceful unplug cannot finish (measured on
+ *    Xen 4.17 with Linux 6.1: devid 10 stayed at 1 with its backend at 5);
  *  - only xen-bus uevents (add, bind, remove of console-N) mark a channel coming or going;
  *    unbacked /dev/hvcN give ENODEV (here: no node; see probeTty in simEnv()).
  * Known difference: when a dom0 client disconnects, its socat process reads the tty for up
@@ -211,7 +215,11 @@ export class SimulatedGuest extends EventEmitter {
     await this.waitForFrontend(String(devid), options.waitForState ?? 4);
   }
 
-  /** dom0: the graceful unplug (backend online=0 and Closing, wait for Closed, remove both). */
+  /**
+   * dom0: the graceful unplug (backend online=0 and Closing, wait for Closed, remove both).
+   * @throws Error when the frontend never reaches Closed: a console the guest kernel never
+   * probed does not answer Closing (the real harness's unplug fails the same way).
+   */
   async unplug(devid: number | string): Promise<void> {
     const dom0 = this.requireDom0();
     const back = `/local/domain/0/backend/console/${this.domid}/${devid}`;
@@ -277,7 +285,7 @@ export class SimulatedGuest extends EventEmitter {
         await dom0.write(`${backPath}/state`, '4'); // the backend (QEMU) connects
       } else if (state === 3 && backState === 4) {
         await kernel.write(`${front}/state`, '4');
-      } else if ((backState === 5 || backState === 6) && state !== 6) {
+      } else if ((backState === 5 || backState === 6) && state !== 6 && live) {
         await this.hangUp(key);
         await kernel.write(`${front}/state`, '6');
       }

@@ -243,6 +243,51 @@ async function unplug(arg, step, ctx) {
   ctx.log(`  devid ${devid} closed and removed (${output || 'no chardev'})`);
 }
 
+// ---------------------------------------------------------------- portable scenarios
+// The steps a portable scenario may use besides plug and unplug; the simulator runs the same
+// file (test/integration/portable-scenarios.test.ts). See README, "Portable scenarios".
+
+const PLAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** The agent as a user gets it: dpkg -i the project's .deb (it starts the service). */
+async function startAgent(_arg, step, ctx) {
+  const res = await runCommand('guest', 'dpkg -i /opt/e2e/xen-channels.deb', step.timeout ?? 120, ctx);
+  if (res.code !== 0) throw new Error(`dpkg -i failed (exit ${res.code}): ${clip(res.stderr, 300)}`);
+}
+
+/** Polls the guest's channel outcome until it is exactly {links, channels}; else the last one seen. */
+async function observe(arg, step, ctx) {
+  const extra = Object.keys(arg).filter((k) => k !== 'links' && k !== 'channels');
+  if (extra.length) throw new Error(`observe takes only links and channels, not ${extra.join(', ')}`);
+  const want = JSON.stringify({ links: arg.links ?? [], channels: arg.channels ?? [] });
+  const deadline = Date.now() + (step.timeout ?? 60) * 1000;
+  let got;
+  for (;;) {
+    const res = await runCommand('guest', 'node /opt/e2e/channel-outcome.mjs', 60, ctx);
+    got = res.code === 0 ? res.stdout.trim() : `(exit ${res.code}: ${clip(res.stderr.trim(), 300)})`;
+    if (got === want) return;
+    if (Date.now() + 1000 > deadline) break;
+    await sleep(1000);
+  }
+  throw new Error(`outcome still differs after ${step.timeout ?? 60} s: expected ${want}, observed ${got}`);
+}
+
+/** A line written in the guest to /dev/vport/<name> reaches the dom0 socket of that channel. */
+async function writeLink(arg, step, ctx) {
+  if (!PLAIN_NAME.test(arg.name ?? '')) throw new Error(`write-link: not a plain channel name: ${arg.name}`);
+  // Connect first: QEMU drops what the guest writes while no client is connected.
+  const c = await connection(socketOf({ channel: arg.name }, ctx), ctx, step.timeout ?? 10);
+  const line = `written to /dev/vport/${arg.name}`;
+  const res = await runCommand('guest', `printf '%s\\n' '${line}' > /dev/vport/${arg.name}`, 30, ctx);
+  if (res.code !== 0)
+    throw new Error(`the guest could not write the link (exit ${res.code}): ${clip(res.stderr, 300)}`);
+  const got = await c.expect((t) => {
+    const i = t.indexOf(`${line}\n`);
+    return i < 0 ? -1 : i + line.length + 1;
+  }, step.timeout ?? 10);
+  ctx.log(`  received ${JSON.stringify(clip(got, 500))}`);
+}
+
 // ---------------------------------------------------------------- the vocabulary
 
 export const STEPS = {
@@ -252,6 +297,9 @@ export const STEPS = {
   dom0: (arg, step, ctx) => command('dom0', arg, step, ctx),
   plug,
   unplug,
+  'start-agent': startAgent,
+  observe,
+  'write-link': writeLink,
   /** Bytes into a channel socket: {socket|channel, data} or {socket|channel, hex}. */
   async send(arg, step, ctx) {
     const c = await connection(socketOf(arg, ctx), ctx, step.timeout ?? 10);

@@ -27,6 +27,7 @@ import {
   freeSlots,
   parseModel,
   type SlotModel,
+  settleVacated,
   slotOf,
 } from './model/slots.js';
 import type { XenstoreOperations } from './xenstore/client.js';
@@ -346,8 +347,8 @@ export async function reconcile(
   return withLock(env.roots.run, env.clock, async () => {
     env.log.log('debug', 'pass: lock held');
     const saved = await loadState(env);
-    const { entries, predicted, model, occupied } = await observeAndCheck(env, ops, saved?.model);
-    if (model !== predicted) {
+    const { entries, predicted, model: checked, occupied } = await observeAndCheck(env, ops, saved?.model);
+    if (checked !== predicted) {
       const seen = entries.map((e) => `${e.key}:${e.state ?? '-'}`).join(' ');
       const believed = predicted.live.map((a) => `${a.devid}@hvc${a.slot}`).join(' ');
       env.log.log(
@@ -356,6 +357,7 @@ export async function reconcile(
           `placed by inference lose their links rather than risk wrong ones (consoles ${seen}; model ${believed})`,
       );
     }
+    const model = settleVacated(checked, occupied);
     const now = env.clock.epochMs();
     const waitingSince: Record<string, number> = {};
     for (const e of entries) {

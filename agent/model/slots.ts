@@ -10,8 +10,8 @@
  * agent starts with no saved model (first run since boot, /run being empty at boot), frees
  * are applied first and allocations in xenstore directory order, the order in which the
  * kernel probes ('inferred'). Every slot the model calls free is then checked to be empty
- * (opening it fails with ENODEV); if one is not, the inferred assignments are marked
- * 'uncertain' and get no links.
+ * (opening it fails with ENODEV), except a slot just vacated whose old tty may still be
+ * held open; if one is not, the inferred assignments are marked 'uncertain' and get no links.
  */
 import type { Phase } from './consoles.js';
 
@@ -30,6 +30,13 @@ export interface SlotModel {
   readonly primary: boolean;
   /** Live consoles, in allocation order. */
   readonly live: readonly SlotAssignment[];
+  /**
+   * Slots freed by consoles that went away, not yet seen empty. hvc_remove() gives the index
+   * back at once, but the old tty stays openable until its last opener closes it (on real
+   * Xen, opening an unplugged hvc4 still held by another process succeeded), so such a slot
+   * answering is no evidence against the model. Absent when empty.
+   */
+  readonly vacated?: readonly number[];
 }
 
 export interface ConsolePhase {
@@ -77,7 +84,28 @@ export function advance(
     const slot = Array.from({ length: HVC_SLOTS }, (_, i) => i).find((i) => !held.has(i)) ?? null;
     live.push({ devid: c.devid, slot, basis });
   }
-  return { primary: model.primary, live };
+  const freed = model.live.flatMap((a) => (!liveNow.has(a.devid) && a.slot !== null ? [a.slot] : []));
+  const held = heldSlots({ primary: model.primary, live });
+  return withVacated(
+    { primary: model.primary, live },
+    [...(model.vacated ?? []), ...freed].filter((s) => !held.has(s)),
+  );
+}
+
+/** `model` with exactly these vacated slots (the property left out when there are none). */
+function withVacated(model: SlotModel, slots: readonly number[]): SlotModel {
+  const { vacated: _, ...rest } = model;
+  const unique = [...new Set(slots)].sort((a, b) => a - b);
+  return unique.length > 0 ? { ...rest, vacated: unique } : rest;
+}
+
+/** Forgets the vacated slots that answered ENODEV: their old tty is gone for good. */
+export function settleVacated(model: SlotModel, occupied: readonly number[]): SlotModel {
+  if (!model.vacated) return model;
+  return withVacated(
+    model,
+    model.vacated.filter((s) => occupied.includes(s)),
+  );
 }
 
 /**
@@ -90,15 +118,17 @@ export function advance(
  * 'uncertain'.
  */
 export function crossCheck(model: SlotModel, occupied: readonly number[], waiting = 0): SlotModel {
-  const sorted = [...occupied].sort((a, b) => a - b);
+  const vacated = new Set(model.vacated ?? []);
+  const sorted = occupied.filter((s) => !vacated.has(s)).sort((a, b) => a - b);
   const explained =
     sorted.length <= waiting &&
     freeSlots(model)
+      .filter((s) => !vacated.has(s))
       .slice(0, sorted.length)
       .every((slot, i) => slot === sorted[i]);
   if (sorted.length === 0 || explained) return model;
   return {
-    primary: model.primary,
+    ...model,
     live: model.live.map((a) => (a.basis === 'inferred' ? { ...a, basis: 'uncertain' } : a)),
   };
 }
@@ -130,5 +160,9 @@ export function parseModel(data: unknown): SlotModel | undefined {
     if (basis !== 'observed' && basis !== 'inferred' && basis !== 'uncertain') return undefined;
     parsed.push({ devid, slot, basis });
   }
-  return { primary, live: parsed };
+  const { vacated } = data as { vacated?: unknown };
+  if (vacated === undefined) return { primary, live: parsed };
+  if (!Array.isArray(vacated) || !vacated.every((s) => Number.isInteger(s) && s >= 0 && s < HVC_SLOTS))
+    return undefined;
+  return withVacated({ primary, live: parsed }, vacated as number[]);
 }

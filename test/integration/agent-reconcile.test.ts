@@ -249,3 +249,26 @@ t.test(
     }
   },
 );
+
+t.test(
+  'an unplugged channel whose tty is still held open does not make the others uncertain (real Xen, agent-soak)',
+  async (t) => {
+    const { guest, first, client } = await bootedThreeChannels(t);
+    await guest.unplug(2);
+    // On real Xen the old hvc2 stayed openable while the raw holder still had it open.
+    let stillHeld = true;
+    const held = recordingEnv(guest, {
+      probeTty: async (path: string) => (stillHeld && path.endsWith('hvc2') ? 'occupied' : probeSimulatedTty(path)),
+    });
+    const during = await reconcile(held, client);
+    t.same(during.model.vacated, [2], 'hvc2 is vacated, still answering');
+    t.notMatch(held.lines.join('\n'), /thought free/);
+    for (const d of [1, 3]) t.equal(await linkTarget(guest, `vport/boot${d}`), `../hvc${d}`, `boot${d} kept`);
+    stillHeld = false;
+    const after = await reconcile(held, client);
+    t.equal(after.model.vacated, undefined, 'forgotten once hvc2 answers ENODEV');
+    await guest.plug(4, 'hot4');
+    await reconcile(first, client);
+    t.equal(await linkTarget(guest, 'vport/hot4'), '../hvc2', 'the next console gets hvc2');
+  },
+);

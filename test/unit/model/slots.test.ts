@@ -7,6 +7,7 @@ import {
   freeSlots,
   parseModel,
   type SlotModel,
+  settleVacated,
   slotOf,
 } from '../../../agent/model/slots.js';
 
@@ -143,4 +144,23 @@ t.test('parseModel refuses anything that is not a model', async (t) => {
     primary: false,
     live: [{ devid: 2, slot: null, basis: 'observed' }],
   });
+});
+
+t.test('a slot vacated by an unplug may still answer until its last opener closes it', async (t) => {
+  const boot = advance(emptyModel(true), live(1, 2, 3), 'inferred');
+  const unplugged = advance(boot, live(1, 3), 'observed');
+  t.same(unplugged.vacated, [2], 'unplugging devid 2 vacates hvc2');
+  t.equal(crossCheck(unplugged, [2]), unplugged, 'hvc2 still openable is no evidence against the model');
+  t.same(
+    crossCheck(unplugged, [2, 5]).live.map((a) => a.basis),
+    ['uncertain', 'uncertain'],
+    'another occupied slot still is',
+  );
+  t.same(settleVacated(unplugged, [2]).vacated, [2], 'kept while it still answers');
+  t.equal(settleVacated(unplugged, []).vacated, undefined, 'forgotten once it answered ENODEV');
+  const replugged = advance(unplugged, live(1, 3, 4), 'observed');
+  t.same(slots(replugged), { 1: 1, 3: 3, 4: 2 }, 'the kernel gives the vacated index to the next console');
+  t.equal(replugged.vacated, undefined, 'and it is no longer vacated');
+  t.same(parseModel(JSON.parse(JSON.stringify(unplugged))), unplugged, 'saved and read back with its vacated slots');
+  t.equal(parseModel({ ...unplugged, vacated: [9] }), undefined, 'a vacated slot out of range is not a model');
 });

@@ -3,177 +3,17 @@
  * in-memory pair) and a fake guest kernel that follows the xenbus handshake from its own,
  * unprivileged connection, so the permissions libxl gives the guest are exercised too.
  */
-import type { Test } from 'tap';
 import t from 'tap';
-import { attachChannel, detachChannel, type HostEnv, listChannels, resolveDomain } from '../../agent/host/channels.js';
-import { HostChannelNotFoundError, HostError, HostTimeoutError } from '../../agent/host/errors.js';
+import { attachChannel, detachChannel, listChannels, resolveDomain } from '../../agent/host/channels.js';
+import { HostChannelNotFoundError, HostTimeoutError } from '../../agent/host/errors.js';
 import { channelNodes } from '../../agent/host/layout.js';
-import { QmpClient } from '../../agent/host/qmp.js';
-import { createDuplexPair } from '../../agent/sim/duplex-pair.js';
-import { XenstoredSim } from '../../agent/sim/xenstored/index.js';
-import { XenstoreClient } from '../../agent/xenstore/client.js';
-import type { Permission } from '../../agent/xenstore/perms.js';
-import { type ManualClock, manualClock } from '../helpers/manual-clock.js';
-
-const GUEST = 3;
-const perms = (...p: Array<[number, Permission['access']]>): Permission[] =>
-  p.map(([domid, access]) => ({ domid, access }));
-
-/** The per-domain QEMU as far as QMP goes: character devices by id. */
-class FakeQemu {
-  readonly chardevs = new Map<string, unknown>();
-  readonly log: string[] = [];
-  nextPty = 5;
-
-  session(): Promise<QmpClient> {
-    const [client, server] = createDuplexPair();
-    let buffer = '';
-    server.setEncoding('utf8');
-    const reply = (id: unknown, body: Record<string, unknown>): void => {
-      server.write(`${JSON.stringify({ ...body, id })}\r\n`);
-    };
-    server.on('data', (chunk: string) => {
-      buffer += chunk;
-      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-        const {
-          execute,
-          arguments: args,
-          id,
-        } = JSON.parse(buffer.slice(0, nl)) as {
-          execute: string;
-          arguments?: { id: string; backend: { type: string } };
-          id: unknown;
-        };
-        buffer = buffer.slice(nl + 1);
-        this.log.push(args ? `${execute} ${args.id}` : execute);
-        if (execute === 'qmp_capabilities') reply(id, { return: {} });
-        else if (execute === 'query-chardev')
-          reply(id, { return: [...this.chardevs.keys()].map((label) => ({ label })) });
-        else if (execute === 'chardev-add' && args) {
-          if (this.chardevs.has(args.id)) {
-            reply(id, { error: { class: 'GenericError', desc: `attempt to add duplicate property '${args.id}'` } });
-          } else {
-            this.chardevs.set(args.id, args.backend);
-            reply(id, { return: args.backend.type === 'pty' ? { pty: `/dev/pts/${this.nextPty++}` } : {} });
-          }
-        } else if (execute === 'chardev-remove' && args) {
-          if (this.chardevs.delete(args.id)) reply(id, { return: {} });
-          else reply(id, { error: { class: 'GenericError', desc: `Chardev '${args.id}' not found` } });
-        }
-      }
-    });
-    server.write('{"QMP": {"version": {}, "capabilities": []}}\r\n');
-    return QmpClient.open(client, { clock: manualClock(), where: 'fake QMP' });
-  }
-}
-
-/**
- * The guest kernel's side of the handshake, as the guest domain: a new console in state 1
- * gets a ring (ring-ref, port) and goes to 3, then 4 once the backend (QEMU, played here too)
- * is Connected; a backend in Closing makes it go to 6. `answer = false` plays a stuck guest.
- */
-async function fakeGuestKernel(t: Test, sim: XenstoredSim, answer: { value: boolean }) {
-  const guest = await XenstoreClient.connect({ transport: sim.transport({ domid: GUEST, relativePaths: false }) });
-  const dom0 = await XenstoreClient.connect({ transport: sim.transport({ domid: 0 }) });
-  const fe = `/local/domain/${GUEST}/device/console`;
-  const seenBackendClosing: Array<{ devid: string; frontendPresent: boolean }> = [];
-  const react = async (): Promise<void> => {
-    if (!answer.value) return;
-    const devids = await guest.directory(fe).catch(() => [] as string[]);
-    for (const devid of devids) {
-      const state = await guest.read(`${fe}/${devid}/state`).catch(() => undefined);
-      const be = await guest.read(`${fe}/${devid}/backend`).catch(() => undefined);
-      if (!be || !state) continue;
-      const beState = await guest.read(`${be}/state`).catch(() => undefined);
-      if (state === '1' && beState === '1') {
-        await guest.transaction(async (tx) => {
-          await tx.write(`${fe}/${devid}/ring-ref`, '8');
-          await tx.write(`${fe}/${devid}/port`, '15');
-          await tx.write(`${fe}/${devid}/state`, '3');
-        });
-        await dom0.write(`${be}/state`, '4'); // QEMU connects
-        await guest.write(`${fe}/${devid}/state`, '4');
-      } else if (beState === '5' && state !== '6') {
-        seenBackendClosing.push({ devid, frontendPresent: true });
-        await guest.write(`${fe}/${devid}/state`, '6');
-      }
-    }
-  };
-  const watches = [await guest.watch(fe), await guest.watch(`/local/domain/0/backend/console/${GUEST}`)];
-  const loops = watches.map(async (w) => {
-    for await (const _ of w) await react();
-  });
-  t.teardown(async () => {
-    for (const w of watches) await w.close();
-    await Promise.all(loops);
-    await guest.close();
-    await dom0.close();
-  });
-  return { guest, seenBackendClosing };
-}
-
-interface World {
-  sim: XenstoredSim;
-  env: HostEnv & { notes: string[] };
-  clock: ManualClock;
-  qemu: FakeQemu;
-  guest: XenstoreClient;
-  answer: { value: boolean };
-  seenBackendClosing: Array<{ devid: string; frontendPresent: boolean }>;
-}
-
-async function world(t: Test): Promise<World> {
-  const sim = new XenstoredSim();
-  t.teardown(() => sim.close());
-  sim.write('/local/domain/0/name', 'Domain-0');
-  sim.write(`/local/domain/${GUEST}/name`, 'vm-a', perms([0, 'none'], [GUEST, 'read']));
-  sim.write(`/local/domain/${GUEST}/device/console`, '', perms([0, 'none'], [GUEST, 'read']));
-  sim.write('/local/domain/5/name', 'vm-b');
-  sim.write('/local/domain/0/backend/console', '');
-  // A channel libxl created at boot: devid 1, served by QEMU's libxl-channel1.
-  for (const node of channelNodes({
-    domid: GUEST,
-    devid: 1,
-    name: 'org.example.boot',
-    connection: { kind: 'socket', path: '/run/boot.sock', mode: 'listen' },
-    chardev: 'libxl-channel1',
-  })) {
-    sim.write(
-      node.path,
-      node.path.endsWith('/state') && !node.path.startsWith('/libxl') ? '4' : node.value,
-      node.perms,
-    );
-  }
-  const qemu = new FakeQemu();
-  qemu.chardevs.set('libxl-channel1', { type: 'socket' });
-  const xs = await XenstoreClient.connect({ transport: sim.transport({ domid: 0 }) });
-  t.teardown(() => xs.close());
-  const clock = manualClock();
-  let lock: Promise<unknown> = Promise.resolve();
-  const notes: string[] = [];
-  const env: HostEnv & { notes: string[] } = {
-    xs,
-    clock,
-    notes,
-    qmp: (domid) =>
-      domid === GUEST ? qemu.session() : Promise.reject(new HostError('ENODM', `domain ${domid} has no QEMU`)),
-    withDomainLock: <T>(_domid: number, fn: () => Promise<T>): Promise<T> => {
-      const run = lock.then(fn, fn);
-      lock = run.catch(() => {});
-      return run;
-    },
-    note: (line) => notes.push(line),
-  };
-  const answer = { value: true };
-  const { guest, seenBackendClosing } = await fakeGuestKernel(t, sim, answer);
-  return { sim, env, clock, qemu, guest, answer, seenBackendClosing };
-}
+import { GUEST, hostWorld } from '../helpers/host-world.js';
 
 const socketTo = (path: string) => ({ kind: 'socket', path, mode: 'listen' }) as const;
 
 t.test('attach', async (t) => {
   t.test('adds the chardev, writes libxl layout with its permissions, waits until the guest connects', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     const { channel, already } = await attachChannel(w.env, {
       domain: 'vm-a',
       name: 'org.example.alpha',
@@ -218,7 +58,7 @@ t.test('attach', async (t) => {
   });
 
   t.test('is idempotent: the same name and socket again changes nothing', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     const request = {
       domain: '3',
       name: 'org.example.alpha',
@@ -234,7 +74,7 @@ t.test('attach', async (t) => {
   });
 
   t.test('a pty channel records the pty QEMU opened', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     const { channel } = await attachChannel(w.env, {
       domain: 'vm-a',
       name: 'org.example.p',
@@ -247,7 +87,7 @@ t.test('attach', async (t) => {
   });
 
   t.test('refuses, changing nothing, what cannot work', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     const base = { domain: 'vm-a', timeoutMs: 30_000 };
     const cases: Array<[string, Parameters<typeof attachChannel>[1], RegExp]> = [
       [
@@ -295,7 +135,7 @@ t.test('attach', async (t) => {
   });
 
   t.test('removes a chardev left behind by an interrupted detach before reusing its id', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     w.qemu.chardevs.set('xen-channels-2', { type: 'pty' });
     await attachChannel(w.env, { domain: 'vm-a', name: 'n', connection: socketTo('/run/n.sock'), timeoutMs: 1000 });
     t.same(
@@ -305,7 +145,7 @@ t.test('attach', async (t) => {
   });
 
   t.test('a guest that does not connect: a clear timeout, the channel stays attached', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     w.answer.value = false;
     const attaching = attachChannel(w.env, {
       domain: 'vm-a',
@@ -327,7 +167,7 @@ t.test('attach', async (t) => {
 
 t.test('detach', async (t) => {
   t.test('Closing, then the guest closes, then removal, then chardev-remove; the devid is free again', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     await attachChannel(w.env, { domain: 'vm-a', name: 'a', connection: socketTo('/run/a.sock'), timeoutMs: 1000 });
     const removed = await detachChannel(w.env, { domain: 'vm-a', name: 'a', timeoutMs: 30_000 });
     t.equal(removed.devid, 2);
@@ -356,7 +196,7 @@ t.test('detach', async (t) => {
   });
 
   t.test('a channel libxl created: by devid, and its libxl-channel chardev goes too', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     await detachChannel(w.env, { domain: '3', devid: 1, timeoutMs: 30_000 });
     t.notOk(w.qemu.chardevs.has('libxl-channel1'));
     t.same(w.sim.directory(`/local/domain/${GUEST}/device/console`), []);
@@ -364,7 +204,7 @@ t.test('detach', async (t) => {
   });
 
   t.test('a guest that does not close: the channel is left Closing but present', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     w.answer.value = false;
     const detaching = detachChannel(w.env, { domain: 'vm-a', devid: 1, timeoutMs: 5000 });
     while (w.clock.pending.length === 0) await new Promise((r) => setImmediate(r));
@@ -383,7 +223,7 @@ t.test('detach', async (t) => {
   });
 
   t.test('a console the guest never set up is removed without waiting', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     w.answer.value = false;
     const attaching = attachChannel(w.env, { domain: 'vm-a', name: 'n', connection: { kind: 'pty' }, timeoutMs: 1000 });
     while (w.clock.pending.length === 0) await new Promise((r) => setImmediate(r));
@@ -395,7 +235,7 @@ t.test('detach', async (t) => {
   });
 
   t.test('no such channel', async (t) => {
-    const w = await world(t);
+    const w = await hostWorld(t);
     await t.rejects(detachChannel(w.env, { domain: 'vm-a', name: 'nope', timeoutMs: 1000 }), HostChannelNotFoundError);
     await t.rejects(detachChannel(w.env, { domain: 'vm-a', devid: 4, timeoutMs: 1000 }), {
       message: /domain vm-a \(3\) has no channel devid 4 \(channels: 1 org\.example\.boot\); nothing to detach/,
@@ -404,7 +244,7 @@ t.test('detach', async (t) => {
 });
 
 t.test('list and resolveDomain', async (t) => {
-  const w = await world(t);
+  const w = await hostWorld(t);
   await attachChannel(w.env, { domain: 'vm-a', name: 'org.example.p', connection: { kind: 'pty' }, timeoutMs: 1000 });
   const all = await listChannels(w.env.xs);
   t.match(all, [

@@ -43,7 +43,7 @@ t.test('channelNodes', async (t) => {
       chardev: 'xen-channels-1',
     }).map(asLs);
     t.same([...ours].sort(), [...atCreation].sort());
-    t.equal(ours.length, 29, "10 frontend, 10 backend, 9 bookkeeping nodes");
+    t.equal(ours.length, 29, '10 frontend, 10 backend, 9 bookkeeping nodes');
   });
 
   t.test('a pty channel has no path, connection pty and the pty in tty', async (t) => {

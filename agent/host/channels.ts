@@ -42,6 +42,8 @@ export interface HostEnv {
    */
   qmp(domid: number): Promise<QmpClient>;
   readonly clock: Clock;
+  /** Whether a program accepts connections on the Unix socket at `path`. */
+  socketInUse(path: string): Promise<boolean>;
   /** Runs `fn` holding the lock of domain `domid` against other xen-channels processes. */
   withDomainLock<T>(domid: number, fn: () => Promise<T>): Promise<T>;
   /** One progress line for the operator. */
@@ -242,6 +244,12 @@ export async function attachChannel(env: HostEnv, request: AttachRequest): Promi
           `${connection.path} is already the socket of channel ${user.name ?? '(unnamed)'} (devid ${user.devid}) of domain ${user.domain} (${user.domid}): a second QEMU socket there would take the path over; choose another --socket`,
         );
       }
+    }
+    if (connection.kind === 'socket' && connection.mode === 'listen' && (await env.socketInUse(connection.path))) {
+      throw new HostError(
+        'EINUSE',
+        `a program already listens on ${connection.path}: QEMU would replace its socket; use --connect to have QEMU connect to it, or choose another --socket`,
+      );
     }
     const choice = chooseDevid(await usedDevids(env.xs, domain.domid), request.devid);
     if ('error' in choice) throw new HostError('EDEVID', `${where}: ${choice.error}`);

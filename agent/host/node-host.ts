@@ -72,6 +72,14 @@ export async function nodeHostEnv(note: (line: string) => void): Promise<HostEnv
     xs,
     clock: systemClock,
     qmp: openQmp,
+    socketInUse: (path) =>
+      connectUnix(path).then(
+        (socket) => {
+          socket.destroy();
+          return true;
+        },
+        () => false,
+      ),
     withDomainLock: (domid, fn) => withLock(`host-domain-${domid}`, systemClock, fn),
     note,
     close: () => xs.close(),

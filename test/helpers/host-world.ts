@@ -175,6 +175,7 @@ export async function hostWorld(t: Test): Promise<World> {
     notes,
     qmp: (domid) =>
       domid === GUEST ? qemu.session() : Promise.reject(new HostError('ENODM', `domain ${domid} has no QEMU`)),
+    socketInUse: async (path) => path === '/run/busy.sock',
     withDomainLock: <T>(_domid: number, fn: () => Promise<T>): Promise<T> => {
       const run = lock.then(fn, fn);
       lock = run.catch(() => {});

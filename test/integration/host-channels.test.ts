@@ -106,6 +106,11 @@ t.test('attach', async (t) => {
         /\/run\/boot\.sock is already the socket of channel org\.example\.boot \(devid 1\) of domain vm-a/,
       ],
       [
+        'a socket a program listens on',
+        { ...base, name: 'n', connection: socketTo('/run/busy.sock') },
+        /a program already listens on \/run\/busy\.sock: QEMU would replace its socket; use --connect/,
+      ],
+      [
         'devid 10',
         { ...base, name: 'n', connection: { kind: 'pty' }, devid: 10 },
         /devid 10 cannot work: the guest kernel reads only the last digit/,

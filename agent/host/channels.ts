@@ -31,7 +31,7 @@ import {
   libxlPath,
   XenbusState,
 } from './layout.js';
-import type { QmpClient } from './qmp.js';
+import { type QmpClient, QmpCommandError } from './qmp.js';
 
 /** What the host operations need from the outside world. */
 export interface HostEnv {
@@ -410,8 +410,25 @@ async function removeChardevs(env: HostEnv, domain: Domain, ids: readonly string
   const qmp = await env.qmp(domain.domid);
   try {
     const present = await chardevLabels(qmp);
-    for (const id of ids) if (present.has(id)) await qmp.execute('chardev-remove', { id });
+    for (const id of ids) if (present.has(id)) await removeChardev(env, qmp, id);
   } finally {
     qmp.close();
+  }
+}
+
+/**
+ * chardev-remove, retried for a few seconds while QEMU still calls the device busy: QEMU lets
+ * go of it when it handles the removal of the console's xenstore directories, which it sees
+ * through its own watch, shortly after our transaction.
+ */
+async function removeChardev(env: HostEnv, qmp: QmpClient, id: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await qmp.execute('chardev-remove', { id });
+      return;
+    } catch (error) {
+      if (!(error instanceof QmpCommandError && /busy/i.test(error.desc)) || attempt >= 25) throw error;
+      await env.clock.sleep(200);
+    }
   }
 }

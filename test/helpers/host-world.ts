@@ -25,6 +25,8 @@ const perms = (...p: Array<[number, Permission['access']]>): Permission[] =>
 export class FakeQemu {
   readonly chardevs = new Map<string, unknown>();
   readonly log: string[] = [];
+  /** How many chardev-remove requests still get "busy" (QEMU not done with the console yet). */
+  busyRemovals = 0;
   nextPty = 5;
 
   session(): Promise<QmpClient> {
@@ -59,7 +61,10 @@ export class FakeQemu {
             reply(id, { return: args.backend.type === 'pty' ? { pty: `/dev/pts/${this.nextPty++}` } : {} });
           }
         } else if (execute === 'chardev-remove' && args) {
-          if (this.chardevs.delete(args.id)) reply(id, { return: {} });
+          if (this.busyRemovals > 0 && this.chardevs.has(args.id)) {
+            this.busyRemovals--;
+            reply(id, { error: { class: 'GenericError', desc: `Chardev '${args.id}' is busy` } });
+          } else if (this.chardevs.delete(args.id)) reply(id, { return: {} });
           else reply(id, { error: { class: 'GenericError', desc: `Chardev '${args.id}' not found` } });
         }
       }

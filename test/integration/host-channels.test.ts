@@ -200,6 +200,25 @@ t.test('detach', async (t) => {
     t.same(w.clock.pending, []);
   });
 
+  t.test('retries chardev-remove while QEMU still calls the chardev busy', async (t) => {
+    const w = await hostWorld(t);
+    w.qemu.busyRemovals = 2;
+    const detaching = detachChannel(w.env, { domain: 'vm-a', devid: 1, timeoutMs: 30_000 });
+    for (let fired = 0; fired < 2; ) {
+      await new Promise((r) => setImmediate(r));
+      if (w.clock.pending.includes(200)) {
+        w.clock.fire();
+        fired++;
+      }
+    }
+    await detaching;
+    t.same(
+      w.qemu.log.filter((l) => l.startsWith('chardev-remove')),
+      ['chardev-remove libxl-channel1', 'chardev-remove libxl-channel1', 'chardev-remove libxl-channel1'],
+    );
+    t.notOk(w.qemu.chardevs.has('libxl-channel1'));
+  });
+
   t.test('a channel libxl created: by devid, and its libxl-channel chardev goes too', async (t) => {
     const w = await hostWorld(t);
     await detachChannel(w.env, { domain: '3', devid: 1, timeoutMs: 30_000 });

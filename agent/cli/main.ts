@@ -9,6 +9,8 @@
 import { existsSync } from 'node:fs';
 import { ChannelNotFoundError, ChannelUnusableError, TimeoutError } from '../api/errors.js';
 import { isXenChannelsError } from '../errors.js';
+import { HostChannelNotFoundError, HostTimeoutError } from '../host/errors.js';
+import { nodeHostEnv } from '../host/node-host.js';
 import { VERSION } from '../version.js';
 import { chooseTransport } from '../xenstore/default-transport.js';
 import { XenstoreUnavailableError } from '../xenstore/errors.js';
@@ -16,6 +18,7 @@ import { appsHelp, runAppCommand } from './apps.js';
 import { channelsHelp, runChannelCommand } from './channels.js';
 import { demoHelp, runDemo } from './demo.js';
 import { doctorHelp, runDoctor } from './doctor.js';
+import { hostHelp, runHost } from './host.js';
 import { EXIT, UsageError } from './usage.js';
 import { runXs, xsHelp } from './xs.js';
 
@@ -36,6 +39,7 @@ const commands: Record<string, { help: string; run: Command }> = {
   'udev-event': { help: channelsHelp, run: (rest, io) => runChannelCommand('udev-event', rest, io.stdout, io.stderr) },
   doctor: { help: doctorHelp, run: (rest, io) => runDoctor(rest, io.stdout) },
   demo: { help: demoHelp, run: (rest, io) => runDemo(rest, io.stdout) },
+  host: { help: hostHelp, run: (rest, io) => runHost(rest, nodeHostEnv, io) },
   xs: {
     help: xsHelp,
     run: (rest, io) => runXs(rest, () => chooseTransport({ env: process.env, exists: existsSync }), io.stdout),
@@ -45,9 +49,10 @@ const commands: Record<string, { help: string; run: Command }> = {
 const help = `Usage: xen-channel <command> [options]
 
 Names Xen PV channels inside a guest: /dev/vport/<name> for each channel, kept current.
+In dom0, \`host\` attaches and detaches channels of running guests.
 
 Commands:
-${appsHelp}${channelsHelp}${doctorHelp}${demoHelp}  xs ls|read|watch ...                 xenstore as xen-channels' own client sees it
+${appsHelp}${channelsHelp}${doctorHelp}${demoHelp}${hostHelp}  xs ls|read|watch ...                 xenstore as xen-channels' own client sees it
 
 Options:
   --version                            print the version
@@ -60,8 +65,13 @@ Exit status: 0 ok, 1 failed, 2 usage error, 3 no xenstore (not a Xen guest, or n
 function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
   if (error instanceof XenstoreUnavailableError) return EXIT.noXenstore;
-  if (error instanceof ChannelNotFoundError || error instanceof ChannelUnusableError) return EXIT.noChannel;
-  if (error instanceof TimeoutError) return EXIT.timedOut;
+  if (
+    error instanceof ChannelNotFoundError ||
+    error instanceof ChannelUnusableError ||
+    error instanceof HostChannelNotFoundError
+  )
+    return EXIT.noChannel;
+  if (error instanceof TimeoutError || error instanceof HostTimeoutError) return EXIT.timedOut;
   return EXIT.failed;
 }
 
@@ -78,7 +88,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   const command = commands[name];
   try {
     if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}; see xen-channel --help`);
-    if (rest.includes('--help')) {
+    if (rest.includes('--help') && name !== 'host') {
       io.stdout.write(`Usage: xen-channel ${name} ...\n${command.help}`);
       return EXIT.ok;
     }

@@ -263,12 +263,16 @@ async function loadState(env: Env): Promise<SavedState | undefined> {
 /** How often a pass looks again when consoles change while their ttys are being checked. */
 const OBSERVE_ATTEMPTS = 3;
 
-/** Usable consoles of `entries` that may hold a tty the model does not place yet. */
-function unplacedDevids(entries: readonly ConsoleEntry[], model: SlotModel): number[] {
-  const placed = new Set(model.live.map((a) => a.devid));
+/**
+ * Consoles of `entries` that may hold a tty the model does not place yet. The kernel probes
+ * every key whose last character is not '0', unusable ones too (devid 13 acts as console 3
+ * and takes a slot when no devid 3 is live): issue 9's hostile-input corpus.
+ */
+function unplacedDevids(entries: readonly ConsoleEntry[], model: SlotModel): string[] {
+  const placed = new Set(model.live.map((a) => String(a.devid)));
   return entries.flatMap((e) =>
-    !e.unusable && e.devid !== undefined && e.state !== undefined && e.phase !== 'closed' && !placed.has(e.devid)
-      ? [e.devid]
+    !e.key.endsWith('0') && e.state !== undefined && e.state !== 5 && e.state !== 6 && !placed.has(e.key)
+      ? [e.key]
       : [],
   );
 }

@@ -13,6 +13,7 @@ import type { Env } from '../effects/env.js';
 import { announceAgent } from '../effects/files.js';
 import { CONSOLE_DIR, type ReconcileResult, reconcile } from '../reconcile.js';
 import { XenstoreClient } from '../xenstore/client.js';
+import { ConnectionClosedError } from '../xenstore/errors.js';
 import { RawHolder } from './raw-holder.js';
 
 export interface AgentEvents {
@@ -107,8 +108,10 @@ export class Agent {
         if (result.recheckAfterMs !== undefined && !this.again) this.scheduleRetry(result.recheckAfterMs);
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
+        // A lost connection has its own line ("reconnecting ..."), and the watch registered
+        // again on reconnection starts a new pass: one line for one event.
         this.env.log.log(
-          'error',
+          error instanceof ConnectionClosedError ? 'debug' : 'error',
           `could not update the channel links: ${error.message}; retrying in ${this.retryDelay / 1000} s`,
         );
         this.emitter.emit('failed', error);

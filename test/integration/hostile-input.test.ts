@@ -317,7 +317,7 @@ const cases: HostileCase[] = [
       await ctx.guest.plug(2, 'org.example.two');
     },
     log: [
-      /^error: could not update the channel links: udevadm control --reload could not run.*is udev installed\? \(or run with --no-udev\); retrying in 1 s$/,
+      /^error: could not update the channel links: udevadm control --reload could not be started \(spawn udevadm ENOENT\); is udev installed\? \(or run with --no-udev\); retrying in 1 s$/,
     ],
     status: /! \/dev\/vport\/org\.example\.two resolves to \(ENOENT\)/,
     links: { 'vport/org.example.two': undefined },
@@ -428,8 +428,13 @@ for (const c of cases) {
       await agent.stop();
     });
     let passes = 0;
-    agent.on('reconciled', () => passes++).on('failed', () => passes++);
-    await until(() => linksHold(guest, { [`vport/${GOOD}`]: '../hvc1' }), 'the good channel is linked');
+    let linked = false;
+    agent.on('reconciled', (r) => {
+      passes++;
+      linked ||= r.channels.some((c) => c.name === GOOD && c.links.length > 0);
+    });
+    agent.on('failed', () => passes++);
+    await until(() => linked, 'a first pass links the good channel');
     const quietBefore = env.lines.filter((l) => /^(warn|error):/.test(l));
     t.same(quietBefore, [], 'a clean start');
 
@@ -442,7 +447,9 @@ for (const c of cases) {
         c.log.every((re) => problems().some((l) => re.test(l))) &&
         (await linksHold(guest, c.links ?? {})),
       'the agent settled on the bad input',
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; the log:\n${env.lines.join('\n')}`);
+    });
     for (const re of c.log) t.equal(problems().filter((l) => re.test(l)).length, 1, `one line: ${re.source}`);
     t.same(
       problems().filter((l) => !c.log.some((re) => re.test(l))),
@@ -466,6 +473,7 @@ for (const c of cases) {
     await c.check?.(t, ctx);
     const seen = await guestToDom0(guest, join(guest.roots.dev, 'vport', GOOD), 1, 'still served');
     t.match(seen, 'still served', 'the good channel still reaches dom0');
+    await agent.stop(); // lets a pass in flight finish: what is left is what stays
     t.same(await unsafeEntries(guest, env), [], 'nothing unsafe at the end either');
     for (const entry of await readdir(join(guest.roots.run, 'xen-channels'))) {
       const stat = await lstat(join(guest.roots.run, 'xen-channels', entry));

@@ -280,6 +280,26 @@ export const STEPS = {
   async sleep(arg) {
     await sleep(Number(arg) * 1000);
   },
+  /** Run the inner `steps` `times` times in order (soak tests): {times, steps}; stops at the first failure. */
+  async repeat(arg, _step, ctx) {
+    if (!Number.isInteger(arg.times) || arg.times < 1 || !Array.isArray(arg.steps))
+      throw new Error(`repeat: expected {times: positive integer, steps: [...]}, got ${JSON.stringify(arg)}`);
+    arg.steps.forEach(actionOf);
+    for (let round = 1; round <= arg.times; round++) {
+      const t0 = Date.now();
+      for (const [k, inner] of arg.steps.entries()) {
+        const action = actionOf(inner);
+        try {
+          await STEPS[action](inner[action], inner, ctx);
+        } catch (e) {
+          throw new Error(
+            `round ${round} of ${arg.times}, inner step ${k + 1} (${inner.name ?? action}): ${e.message}`,
+          );
+        }
+      }
+      ctx.log(`  round ${round} of ${arg.times} ok (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    }
+  },
   /** Poll a guest/dom0 command step until its expectations hold: {guest|dom0, exit, stdout, ...}. */
   async 'wait-for'(arg, step, ctx) {
     const where = 'guest' in arg ? 'guest' : 'dom0';

@@ -21,6 +21,7 @@ import { XenstoreClient } from '../../agent/xenstore/client.js';
 import { recordingEnv, startGuest } from '../helpers/sim-guest.js';
 
 const CYCLES = Number(process.env.SOAK_CYCLES ?? 1000);
+t.setTimeout(10 * 60_000); // the suite's 120 s per file is too short for a soak (see the header)
 const KILLS = 20;
 
 /** The vport links as they are: name -> target. */
@@ -136,11 +137,9 @@ t.test(`${CYCLES} hotplug/unplug cycles with the agent running and a one-shot pa
   t.ok(after.listeners <= before.listeners, `no process listener added (${before.listeners} -> ${after.listeners})`);
   // 1,000 cycles: a leak of 4 KiB a cycle would add 4 MiB; GC noise is far below that.
   t.ok(after.heapKib - before.heapKib < 4096, `heap after GC: ${before.heapKib} -> ${after.heapKib} KiB`);
-  t.same(
-    env.lines.filter((l) => /^(warn|error):/.test(l)),
-    [],
-    'no warning or error in the whole soak',
-  );
+  const warnings = env.lines.filter((l) => /^(warn|error):/.test(l));
+  for (const line of warnings) t.comment(`soak: ${line}`);
+  t.same(warnings, [], 'no warning or error in the whole soak');
 });
 
 /**

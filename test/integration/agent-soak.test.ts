@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import t from 'tap';
+import type { Env } from '../../agent/effects/env.js';
 import { reconcile } from '../../agent/reconcile.js';
 import { Agent } from '../../agent/service/agent.js';
 import type { SimulatedGuest } from '../../agent/sim/guest.js';
@@ -59,6 +60,16 @@ async function linksSettle(guest: SimulatedGuest, names: ReadonlyMap<number, str
 /** Node >= 17.3 has process.getActiveResourcesInfo(); the Node 18 types this project builds against lack it. */
 type ProcessWithResources = NodeJS.Process & { getActiveResourcesInfo(): string[] };
 
+/** One pass as the udev helper makes it: its own xenstore connection, under the lock. */
+async function oneShotPass(env: Env): Promise<void> {
+  const client = await XenstoreClient.connect({ transport: env.xenstore });
+  try {
+    await reconcile(env, client);
+  } finally {
+    await client.close();
+  }
+}
+
 function gc(): void {
   setFlagsFromString('--expose-gc');
   (runInNewContext('gc') as () => void)();
@@ -78,14 +89,7 @@ t.test(`${CYCLES} hotplug/unplug cycles with the agent running and a one-shot pa
   const env = recordingEnv(guest);
   const agent = await Agent.start(env);
   t.teardown(() => agent.stop());
-  const oneShot = async (): Promise<void> => {
-    const client = await XenstoreClient.connect({ transport: env.xenstore });
-    try {
-      await reconcile(env, client);
-    } finally {
-      await client.close();
-    }
-  };
+  const oneShot = () => oneShotPass(env);
   /** The lowest of three samples 100 ms apart: a pass or a socat exit in flight is not a leak. */
   const measure = async () => {
     const samples: Array<Record<'fds' | 'handles' | 'listeners' | 'heapKib' | 'rssKib', number>> = [];
@@ -203,6 +207,7 @@ t.test(
     const guest = await startGuest(t);
     const names = new Map<number, string>([[1, 'kill.boot.one']]);
     await guest.plug(1, 'kill.boot.one');
+    const env = recordingEnv(guest);
     const logs: string[] = [];
     let agent = await spawnAgent(guest, logs);
     const stop = (child: ChildProcess) =>
@@ -237,6 +242,11 @@ t.test(
         break;
       }
       t.same(await staleEntries(guest), [], `round ${round}: nothing stale`);
+      // The links can be right before the new agent's first pass saved its model; a pass
+      // under the lock (as the udev helper would run) makes sure it did, so that the next
+      // kill leaves at most one change unseen. Two changes unseen can be the unknowable case
+      // of docs/hvc-mapping.md (no links rather than wrong ones), which is not this test's.
+      await oneShotPass(env);
     }
     const fds = await openFds(agent.pid as number);
     t.comment(`kill: the last agent has ${fds} open fds`);

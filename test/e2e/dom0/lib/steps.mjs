@@ -232,6 +232,10 @@ async function unplug(arg, step, ctx) {
   });
   // Never remove the directories without this handshake: it corrupts QEMU (see README).
   await waitState(ctx, `${F}/state`, '6', step.timeout ?? 30);
+  // QEMU's backend then closes its side (unbinds the event channel) and sets its own state
+  // to 6; removing the directories before that left QEMU polling a dead event channel
+  // ("xenevtchn_pending returned -1") and it died when the devid was plugged again (agent-soak).
+  await waitState(ctx, `${B}/state`, '6', 10).catch((e) => ctx.log(`  backend did not reach Closed: ${e.message}`));
   await ctx.xs.transaction(async (tx) => {
     await ctx.xs.rm(F, tx);
     await ctx.xs.rm(B, tx);

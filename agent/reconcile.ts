@@ -127,12 +127,14 @@ export function rulesPath(env: Pick<Env, 'roots'>): string {
   return join(env.roots.run, 'udev', 'rules.d', GENERATED_RULES_FILE);
 }
 
-async function readOptional(ops: XenstoreOperations, path: string): Promise<Buffer | undefined> {
+/** A node's value; undefined when missing or refused (a refused path is added to `denied`). */
+async function readOptional(ops: XenstoreOperations, path: string, denied?: string[]): Promise<Buffer | undefined> {
   try {
     return await ops.readBuffer(path);
   } catch (err) {
-    if (err instanceof XenstoreError && (err.code === 'ENOENT' || err.code === 'EACCES')) return undefined;
-    throw err;
+    if (!(err instanceof XenstoreError && (err.code === 'ENOENT' || err.code === 'EACCES'))) throw err;
+    if (err.code === 'EACCES') denied?.push(path);
+    return undefined;
   }
 }
 
@@ -148,18 +150,25 @@ export async function observe(ops: XenstoreOperations): Promise<Observation> {
   const consoles: RawConsole[] = [];
   for (const key of keys) {
     const base = `${CONSOLE_DIR}/${key}`;
+    const denied: string[] = [];
     const [name, state, backend] = await Promise.all([
-      readOptional(ops, `${base}/name`),
-      readOptional(ops, `${base}/state`),
-      readOptional(ops, `${base}/backend`),
+      readOptional(ops, `${base}/name`, denied),
+      readOptional(ops, `${base}/state`, denied),
+      readOptional(ops, `${base}/backend`, denied),
     ]);
-    if (name === undefined && state === undefined && backend === undefined) continue; // removed meanwhile
+    if (name === undefined && state === undefined && backend === undefined && denied.length === 0) continue; // removed meanwhile
     const backendPath = backend?.toString('utf8');
     const backendState =
       backendPath && /^\/[A-Za-z0-9/_-]+$/.test(backendPath)
         ? await readOptional(ops, `${backendPath}/state`)
         : undefined;
-    consoles.push({ key, name, state: state?.toString('latin1'), backendState: backendState?.toString('latin1') });
+    consoles.push({
+      key,
+      name,
+      state: state?.toString('latin1'),
+      backendState: backendState?.toString('latin1'),
+      denied,
+    });
   }
   const primary =
     (await readOptional(ops, 'console/port')) !== undefined ||
@@ -194,6 +203,8 @@ export function planChannels(
   const reports = entries.map((entry): ChannelReport => {
     const problems: string[] = [];
     if (entry.unusable) problems.push(entry.unusable);
+    for (const path of entry.denied)
+      problems.push(`xenstore refuses the guest read access to ${path} (EACCES): the toolstack set wrong permissions`);
     if (entry.name && !entry.name.ok) problems.push(`name "${entry.name.shown}" rejected: ${entry.name.reason}`);
     const waited = entry.phase === 'waiting' && !entry.unusable ? waitedMs(entry.key) : 0;
     if (waited >= STUCK_AFTER_MS) problems.push(stuckProblem(entry));
@@ -253,12 +264,16 @@ async function loadState(env: Env): Promise<SavedState | undefined> {
 /** How often a pass looks again when consoles change while their ttys are being checked. */
 const OBSERVE_ATTEMPTS = 3;
 
-/** Usable consoles of `entries` that may hold a tty the model does not place yet. */
-function unplacedDevids(entries: readonly ConsoleEntry[], model: SlotModel): number[] {
-  const placed = new Set(model.live.map((a) => a.devid));
+/**
+ * Consoles of `entries` that may hold a tty the model does not place yet. The kernel probes
+ * every key whose last character is not '0', unusable ones too (devid 13 acts as console 3
+ * and takes a slot when no devid 3 is live), as the hostile-input corpus shows. Returns keys.
+ */
+function unplacedConsoles(entries: readonly ConsoleEntry[], model: SlotModel): string[] {
+  const placed = new Set(model.live.map((a) => String(a.devid)));
   return entries.flatMap((e) =>
-    !e.unusable && e.devid !== undefined && e.state !== undefined && e.phase !== 'closed' && !placed.has(e.devid)
-      ? [e.devid]
+    !e.key.endsWith('0') && e.state !== undefined && e.state !== 5 && e.state !== 6 && !placed.has(e.key)
+      ? [e.key]
       : [],
   );
 }
@@ -285,7 +300,7 @@ async function observeAndCheck(env: Env, ops: XenstoreOperations, saved: SlotMod
       env.log.log('debug', `pass: hvc${slot} ${probe}`);
       if (probe === 'occupied') occupied.push(slot);
     }
-    const before = unplacedDevids(entries, predicted);
+    const before = unplacedConsoles(entries, predicted);
     const model = crossCheck(predicted, occupied, before.length);
     if (model === predicted) return { entries, predicted, model, occupied };
     const again = await observe(ops);
@@ -293,7 +308,7 @@ async function observeAndCheck(env: Env, ops: XenstoreOperations, saved: SlotMod
       env.log.log('debug', 'pass: consoles changed while their ttys were checked; looking again');
       continue;
     }
-    const unplaced = new Set([...before, ...unplacedDevids(inventory(again.consoles), predicted)]);
+    const unplaced = new Set([...before, ...unplacedConsoles(inventory(again.consoles), predicted)]);
     const explained = crossCheck(predicted, occupied, unplaced.size) === predicted;
     if (explained) env.log.log('debug', `pass: consoles ${[...unplaced].join(', ')} explain the occupied slots`);
     return { entries, predicted, model: explained ? predicted : model, occupied };
@@ -317,6 +332,14 @@ function changedSlots(before: string, after: string): number[] {
   const a = rulesBySlot(before);
   const b = rulesBySlot(after);
   return [...new Set([...a.keys(), ...b.keys()])].filter((s) => a.get(s) !== b.get(s)).sort((x, y) => x - y);
+}
+
+/** The reports with each broken link's problem (from verifyLinks) added to its channel. */
+function withLinkProblems(reports: readonly ChannelReport[], broken: ReadonlyMap<string, string>): ChannelReport[] {
+  return reports.map((r) => {
+    const bad = r.links.flatMap((rel) => (broken.has(rel) ? [broken.get(rel) as string] : []));
+    return bad.length ? { ...r, problems: [...r.problems, ...bad] } : r;
+  });
 }
 
 export interface ReconcileOptions {
@@ -369,12 +392,19 @@ export async function reconcile(
       .map((key) => STUCK_AFTER_MS - waitedMs(key))
       .filter((ms) => ms > 0);
     const recheckAfterMs = pending.length > 0 ? Math.min(...pending) : undefined;
-    if (!apply) return { channels: reports, model, changed: false, recheckAfterMs };
-
-    env.log.log('debug', `pass: applying ${links.length} links (${env.linkMode})`);
     const wanted = new Map(
       links.flatMap((l) => linkPaths(l.name, env.linkDirs).map((rel) => [rel, ttyTarget(l.slot)] as const)),
     );
+    // status: a link that should be there and is not (a failing udevadm, a full /run) shows.
+    if (!apply)
+      return {
+        channels: withLinkProblems(reports, await verifyLinks(env.roots.dev, wanted)),
+        model,
+        changed: false,
+        recheckAfterMs,
+      };
+
+    env.log.log('debug', `pass: applying ${links.length} links (${env.linkMode})`);
     let changed: boolean;
     if (env.linkMode === 'udev') {
       const rules = renderRules(links, env.linkDirs);
@@ -395,11 +425,10 @@ export async function reconcile(
       changed = created.length + removed.length > 0;
     }
     const checkLinks = waitForUdev || env.linkMode === 'direct';
-    const broken = checkLinks ? await verifyLinks(env.roots.dev, wanted) : new Map<string, string>();
-    const finalReports = reports.map((r) => {
-      const bad = r.links.flatMap((rel) => (broken.has(rel) ? [broken.get(rel) as string] : []));
-      return bad.length ? { ...r, problems: [...r.problems, ...bad] } : r;
-    });
+    const finalReports = withLinkProblems(
+      reports,
+      checkLinks ? await verifyLinks(env.roots.dev, wanted) : new Map<string, string>(),
+    );
 
     const problems: Record<string, readonly string[]> = {};
     for (const r of finalReports) {

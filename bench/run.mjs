@@ -5,9 +5,12 @@
  * the median over --rounds repeated rounds; nothing here is a pass/fail test.
  *   hotplug_to_link_ms   from the frontend reaching Initialised (the kernel allocated the
  *                        tty) to /dev/vport/<name> resolving, with the agent running: p50, p99
- *   agent_rss_kib        resident memory of `xen-channel agent` with 0 and with 7 channels
+ *   agent_rss_kib        resident memory of `xen-channel agent` with 0 and with 7 channels,
+ *                        and of a bare Node process (baseline_node)
  *   agent_idle           CPU time and context switches of the agent over --idle-seconds
- *                        with nothing happening (target: no periodic wake-ups)
+ *                        with nothing happening, from 15 s after start-up (target: no periodic
+ *                        wake-ups), next to a bare Node process; after_start: the one-off
+ *                        GC of V8's memory reducer in the first 15 s
  *   udev_helper_cold_start_ms   `xen-channel udev-event`, process start to exit
  *   data_path            openChannel() against the raw device used directly (cfmakeraw, a tty
  *                        read stream, fs.write) on the same channel: throughput both ways and
@@ -141,24 +144,52 @@ async function cpuAndSwitches(pid) {
   return { cpuMs: (ticks * 1000) / hz, switches };
 }
 
-/** Runs `xen-channel agent --root` as its own process with `channels` channels; measures it. */
+/**
+ * V8's memory reducer runs one or two full GCs about 8 s after a burst of allocation (the
+ * start-up, a reconcile pass), using its worker threads: measured with --trace-gc and per-task
+ * context switches (docs/performance.md). The idle window starts after this long, and the
+ * one-off is reported on its own.
+ */
+const AFTER_START_SECONDS = 15;
+
+/** CPU and context switches of each process over the after-start window, then the idle window. */
+async function idleWindows(pids) {
+  const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
+  const t0 = await Promise.all(pids.map(cpuAndSwitches));
+  await sleep(AFTER_START_SECONDS);
+  const t1 = await Promise.all(pids.map(cpuAndSwitches));
+  await sleep(IDLE_SECONDS);
+  const t2 = await Promise.all(pids.map(cpuAndSwitches));
+  return pids.map((_, i) => ({
+    afterStartCpuMs: t1[i].cpuMs - t0[i].cpuMs,
+    afterStartSwitches: t1[i].switches - t0[i].switches,
+    idleCpuMs: t2[i].cpuMs - t1[i].cpuMs,
+    idleSwitches: t2[i].switches - t1[i].switches,
+  }));
+}
+
+/**
+ * Runs `xen-channel agent --root` as its own process with `channels` channels and, beside it,
+ * a bare Node process that only keeps a timer pending (the baseline: what Node itself costs);
+ * measures both over the same windows.
+ */
 async function agentProcess(channels) {
   return withGuest(async (guest, dir) => {
     for (let d = 1; d <= channels; d++) await guest.plug(d, `bench.channel.${d}`);
     const child = spawn(process.execPath, [cli, 'agent', '--root', dir, '--no-udev'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 2 ** 30)'], { stdio: 'ignore' });
     let log = '';
     child.stderr.on('data', (c) => {
       log += c;
     });
     try {
       if (channels > 0) await linkAppears(guest.roots.dev, `vport/bench.channel.${channels}`);
-      await new Promise((resolve) => setTimeout(resolve, 2000)); // let start-up work finish
-      const rssKib = Number.parseInt((await procStatus(child.pid)).VmRSS, 10);
-      const before = await cpuAndSwitches(child.pid);
-      await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
-      const after = await cpuAndSwitches(child.pid);
-      return { rssKib, idleCpuMs: after.cpuMs - before.cpuMs, idleSwitches: after.switches - before.switches };
+      else await new Promise((resolve) => setTimeout(resolve, 2000)); // its start-up pass
+      const [agent, bare] = await idleWindows([child.pid, baseline.pid]);
+      const rssKib = async (pid) => Number.parseInt((await procStatus(pid)).VmRSS, 10);
+      return { rssKib: await rssKib(child.pid), baselineRssKib: await rssKib(baseline.pid), agent, baseline: bare };
     } finally {
+      baseline.kill('SIGKILL');
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
       if (child.exitCode !== 0 && child.signalCode === null && log) progress(`agent said: ${log.slice(-300)}`);
@@ -284,14 +315,26 @@ results.hotplug_to_link_ms = {
   samples_per_round: latencyRounds[0]?.length,
 };
 
-progress(`agent process with 0 and 7 channels, ${IDLE_SECONDS} s idle each, ${ROUNDS} round(s)`);
+progress(`agent process with 0 and 7 channels, ${AFTER_START_SECONDS} + ${IDLE_SECONDS} s each, ${ROUNDS} round(s)`);
 const agentRounds = { 0: [], 7: [] };
 for (const _ of rounds) for (const n of [0, 7]) agentRounds[n].push(await agentProcess(n));
-results.agent_rss_kib = Object.fromEntries([0, 7].map((n) => [`channels_${n}`, median(agentRounds[n].map((r) => r.rssKib))]));
+const perChannels = (f) => Object.fromEntries([0, 7].map((n) => [`channels_${n}`, round2(median(agentRounds[n].map(f)))]));
+results.agent_rss_kib = { ...perChannels((r) => r.rssKib), baseline_node: median(agentRounds[0].map((r) => r.baselineRssKib)) };
 results.agent_idle = {
+  definition: `CPU time and context switches (all threads) over ${IDLE_SECONDS} s with nothing happening, from ${AFTER_START_SECONDS} s after start-up`,
   seconds: IDLE_SECONDS,
-  cpu_ms: Object.fromEntries([0, 7].map((n) => [`channels_${n}`, round2(median(agentRounds[n].map((r) => r.idleCpuMs)))])),
-  context_switches: Object.fromEntries([0, 7].map((n) => [`channels_${n}`, median(agentRounds[n].map((r) => r.idleSwitches))])),
+  cpu_ms: perChannels((r) => r.agent.idleCpuMs),
+  context_switches: perChannels((r) => r.agent.idleSwitches),
+  baseline_node: {
+    definition: 'node -e "setInterval(() => {}, 2 ** 30)", measured over the same windows',
+    cpu_ms: round2(median(agentRounds[0].map((r) => r.baseline.idleCpuMs))),
+    context_switches: median(agentRounds[0].map((r) => r.baseline.idleSwitches)),
+  },
+  after_start: {
+    definition: `the first ${AFTER_START_SECONDS} s after start-up (one-off: V8's memory reducer GC)`,
+    cpu_ms: perChannels((r) => r.agent.afterStartCpuMs),
+    context_switches: perChannels((r) => r.agent.afterStartSwitches),
+  },
 };
 
 progress('udev helper cold start');

@@ -31,7 +31,13 @@ export class ExecError extends XenChannelsError {
   readonly stderr: string;
 
   constructor(command: string, exitCode: number | null, stderr: string, hint: string, options?: { cause?: unknown }) {
-    const status = exitCode === null ? 'did not finish' : `exited with ${exitCode}`;
+    // A cause without an exit code: it never ran (spawn ENOENT, EACCES); else it was killed (timeout).
+    const status =
+      exitCode !== null
+        ? `exited with ${exitCode}`
+        : options?.cause instanceof Error
+          ? `could not be started (${options.cause.message})`
+          : 'did not finish';
     const detail = stderr.trim().split('\n').slice(-2).join(' / ').slice(0, 300);
     super('EEXEC', `${command} ${status}${detail ? `: ${detail}` : ''}; ${hint}`, options);
     this.command = command;

@@ -9,7 +9,7 @@
  * there the lock is one machine-wide mutex: correct, only less fine-grained.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Clock } from '../clock.js';
@@ -32,6 +32,38 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
   } catch (err) {
     await rm(temporary, { force: true }).catch(() => {});
     throw new FileEffectError('write', path, err as NodeJS.ErrnoException);
+  }
+}
+
+/**
+ * Removes what writers killed in the middle of writeFileAtomic left in `dir`: files named
+ * `<name>.tmp-<pid>` whose process is gone. A live writer's temporary file is left alone.
+ * Returns the paths removed. @throws FileEffectError when `dir` cannot be listed (missing is fine)
+ */
+export async function removeStaleTemporaries(dir: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new FileEffectError('list', dir, err as NodeJS.ErrnoException);
+  }
+  const removed: string[] = [];
+  for (const entry of entries) {
+    const pid = Number(/\.tmp-(\d+)$/.exec(entry)?.[1]);
+    if (!pid || processAlive(pid)) continue;
+    await rm(join(dir, entry), { force: true });
+    removed.push(join(dir, entry));
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -29,6 +29,8 @@ export interface RawConsole {
   readonly name: Uint8Array | undefined;
   readonly state: string | undefined;
   readonly backendState?: string | undefined;
+  /** Nodes of this console that xenstore refused to show (EACCES); read as missing. */
+  readonly denied?: readonly string[];
 }
 
 /**
@@ -50,6 +52,8 @@ export interface ConsoleEntry {
   readonly unusable: string | undefined;
   /** The backend's xenbus state, when readable (diagnostics only). */
   readonly backendState: number | undefined;
+  /** Nodes xenstore refused to show (EACCES): a toolstack permission mistake, reported. */
+  readonly denied: readonly string[];
 }
 
 function parseState(text: string | undefined): number | undefined {
@@ -96,6 +100,7 @@ export function inventory(raw: readonly RawConsole[]): ConsoleEntry[] {
       phase: unusable ? 'waiting' : phaseOf(state),
       unusable,
       backendState: parseState(r.backendState),
+      denied: r.denied ?? [],
     };
   });
 }

@@ -9,10 +9,12 @@
  * rescans). stop() (SIGTERM) lets a running reconcile finish, then closes everything.
  */
 import { EventEmitter } from 'node:events';
+import { dirname } from 'node:path';
 import type { Env } from '../effects/env.js';
-import { announceAgent } from '../effects/files.js';
-import { CONSOLE_DIR, type ReconcileResult, reconcile } from '../reconcile.js';
+import { announceAgent, removeStaleTemporaries } from '../effects/files.js';
+import { CONSOLE_DIR, type ReconcileResult, reconcile, rulesPath, statePath } from '../reconcile.js';
 import { XenstoreClient } from '../xenstore/client.js';
+import { ConnectionClosedError } from '../xenstore/errors.js';
 import { RawHolder } from './raw-holder.js';
 
 export interface AgentEvents {
@@ -63,6 +65,12 @@ export class Agent {
       await client.close();
       throw err;
     });
+    // A process killed while writing (this agent's predecessor, a udev helper) leaves its
+    // temporary file behind; nothing else would ever remove it.
+    for (const dir of [dirname(statePath(env)), dirname(rulesPath(env))]) {
+      for (const path of await removeStaleTemporaries(dir).catch(() => []))
+        env.log.log('info', `removed ${path}, left by a process that died while writing it`);
+    }
     const watch = await client.watch(CONSOLE_DIR);
     agent.loop = (async () => {
       for await (const _ of watch) agent.trigger();
@@ -107,8 +115,10 @@ export class Agent {
         if (result.recheckAfterMs !== undefined && !this.again) this.scheduleRetry(result.recheckAfterMs);
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
+        // A lost connection has its own line ("reconnecting ..."), and the watch registered
+        // again on reconnection starts a new pass: one line for one event.
         this.env.log.log(
-          'error',
+          error instanceof ConnectionClosedError ? 'debug' : 'error',
           `could not update the channel links: ${error.message}; retrying in ${this.retryDelay / 1000} s`,
         );
         this.emitter.emit('failed', error);

@@ -31,6 +31,7 @@ import { lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
 import type { Env, Logger, Roots, TtyProbe } from '../effects/env.js';
+import { probeTty } from '../effects/node-env.js';
 import { XenstoreClient } from '../xenstore/client.js';
 import type { Permission } from '../xenstore/perms.js';
 import type { Transport } from '../xenstore/transport.js';
@@ -385,10 +386,14 @@ function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-/** A tty probe for the simulated dev tree: a slot with no node behind it is an empty hvc. */
+/**
+ * A tty probe for the simulated dev tree: a slot with no node behind it is an empty hvc, and
+ * so is a node whose pty is gone or hung up (a channel being unplugged: socat is stopping),
+ * as an hvc gives ENODEV once its console is removed.
+ */
 export async function probeSimulatedTty(path: string): Promise<TtyProbe> {
-  const stat = await lstat(path).catch(() => null);
-  return stat ? 'occupied' : 'empty';
+  const probe = await probeTty(path);
+  return probe === 'missing' ? 'empty' : probe;
 }
 
 /** An Env for the agent running inside `guest` (direct links: the simulator has no udev). */

@@ -5,7 +5,13 @@
  */
 export { isPrivileged, mayReadAny, PERM_OWNER, PERM_READ, PERM_WRITE, permFor } from './access.js';
 export { errorFrame, handleFrame, QUOTAS, specialEvents } from './core.js';
-export { type SimConnectOptions, type SimTransportOptions, XenstoredSim } from './server.js';
+export {
+  type SimConnectOptions,
+  type SimRequest,
+  type SimRequestHook,
+  type SimTransportOptions,
+  XenstoredSim,
+} from './server.js';
 export {
   type ConnState,
   closeConnection,

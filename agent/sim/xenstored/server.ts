@@ -31,6 +31,18 @@ export interface SimConnectOptions {
   readonly domid: number;
 }
 
+/** What a request hook sees of one client request (see XenstoredSim.onRequest). */
+export interface SimRequest {
+  readonly domid: number;
+  readonly type: XsTypeNumber;
+  readonly txId: number;
+  /** The first NUL-terminated string of the payload: the path, for path operations. */
+  readonly path: string;
+}
+
+/** 'drop': close that client's connection instead of answering (xenstored going away, a lost link). */
+export type SimRequestHook = (request: SimRequest) => 'drop' | undefined;
+
 export interface SimTransportOptions {
   readonly domid: number;
   /** What Transport.relativePaths reports; defaults to true for guests, false for dom0. */
@@ -53,6 +65,7 @@ export class XenstoredSim {
   readonly #links = new Map<ConnState, Duplex>();
   readonly #servers = new Set<Server>();
   #closed = false;
+  #hook: SimRequestHook | undefined;
 
   /** Number of live client connections (in-memory and socket). */
   get connectionCount(): number {
@@ -183,6 +196,14 @@ export class XenstoredSim {
     return node ? [...node.children] : undefined;
   }
 
+  /**
+   * Fault injection for tests: `hook` sees every client request before it is handled and may
+   * change the store (through the dom0 helpers) or drop that connection; undefined removes it.
+   */
+  onRequest(hook: SimRequestHook | undefined): void {
+    this.#hook = hook;
+  }
+
   /** Closes every live connection abruptly; the clients see 'end' and 'close'. */
   dropConnections(): void {
     for (const [conn, stream] of this.#links) {
@@ -220,6 +241,11 @@ export class XenstoredSim {
       }
       for (const frame of frames) {
         if (this.#links.get(conn) !== stream) return;
+        const path = frame.payload.subarray(0, Math.max(0, frame.payload.indexOf(0))).toString('utf8');
+        if (this.#hook?.({ domid, type: frame.type as XsTypeNumber, txId: frame.txId, path }) === 'drop') {
+          this.#drop(conn, stream);
+          return;
+        }
         this.#deliverAll(handleFrame(this.#state, conn, frame));
       }
     });

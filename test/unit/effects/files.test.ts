@@ -1,8 +1,15 @@
-import { readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { systemClock } from '../../../agent/clock.js';
-import { agentRunning, announceAgent, withLock, writeFileAtomic } from '../../../agent/effects/files.js';
+import {
+  agentRunning,
+  announceAgent,
+  removeStaleTemporaries,
+  withLock,
+  writeFileAtomic,
+} from '../../../agent/effects/files.js';
 import { shortDir } from '../../helpers/short-dir.js';
 
 t.test('announceAgent / agentRunning', async (t) => {
@@ -70,4 +77,15 @@ t.test('writeFileAtomic replaces the whole file', async (t) => {
   await writeFileAtomic(path, 'one');
   await writeFileAtomic(path, 'two');
   t.equal(await readFile(path, 'utf8'), 'two');
+});
+
+t.test('removeStaleTemporaries removes what dead writers left, and nothing of a live one (issue 9)', async (t) => {
+  const dir = shortDir(t);
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+  await writeFile(join(dir, `state.json.tmp-${dead}`), '{"half');
+  await writeFile(join(dir, `state.json.tmp-${process.pid}`), 'in flight');
+  await writeFile(join(dir, 'state.json'), '{}');
+  t.same(await removeStaleTemporaries(dir), [join(dir, `state.json.tmp-${dead}`)]);
+  t.same((await readdir(dir)).sort(), ['state.json', `state.json.tmp-${process.pid}`]);
+  t.same(await removeStaleTemporaries(join(dir, 'missing')), [], 'a missing directory is fine');
 });

@@ -232,6 +232,10 @@ async function unplug(arg, step, ctx) {
   });
   // Never remove the directories without this handshake: it corrupts QEMU (see README).
   await waitState(ctx, `${F}/state`, '6', step.timeout ?? 30);
+  // QEMU's backend then closes its side (unbinds the event channel) and sets its own state
+  // to 6; removing the directories before that left QEMU polling a dead event channel
+  // ("xenevtchn_pending returned -1") and it died when the devid was plugged again (agent-soak).
+  await waitState(ctx, `${B}/state`, '6', 10).catch((e) => ctx.log(`  backend did not reach Closed: ${e.message}`));
   await ctx.xs.transaction(async (tx) => {
     await ctx.xs.rm(F, tx);
     await ctx.xs.rm(B, tx);
@@ -327,6 +331,26 @@ export const STEPS = {
   },
   async sleep(arg) {
     await sleep(Number(arg) * 1000);
+  },
+  /** Run the inner `steps` `times` times in order (soak tests): {times, steps}; stops at the first failure. */
+  async repeat(arg, _step, ctx) {
+    if (!Number.isInteger(arg.times) || arg.times < 1 || !Array.isArray(arg.steps))
+      throw new Error(`repeat: expected {times: positive integer, steps: [...]}, got ${JSON.stringify(arg)}`);
+    arg.steps.forEach(actionOf);
+    for (let round = 1; round <= arg.times; round++) {
+      const t0 = Date.now();
+      for (const [k, inner] of arg.steps.entries()) {
+        const action = actionOf(inner);
+        try {
+          await STEPS[action](inner[action], inner, ctx);
+        } catch (e) {
+          throw new Error(
+            `round ${round} of ${arg.times}, inner step ${k + 1} (${inner.name ?? action}): ${e.message}`,
+          );
+        }
+      }
+      ctx.log(`  round ${round} of ${arg.times} ok (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    }
   },
   /** Poll a guest/dom0 command step until its expectations hold: {guest|dom0, exit, stdout, ...}. */
   async 'wait-for'(arg, step, ctx) {

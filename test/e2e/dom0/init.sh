@@ -26,7 +26,17 @@ for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc; do
     insmod /lib/modules/$m.ko || fatal "insmod $m"
 done
 mount -t xenfs xenfs /proc/xen || fatal "mount xenfs"
-xenstored --pid-file=/run/xenstored.pid || fatal "xenstored"
+# xenstored stays a child of this shell (-N) so that its death is reported at once
+# (E2E-XENSTORED-EXIT, read by the runner) instead of showing as hung xenstore calls.
+# "e2e.xstrace" on the dom0 command line (DOM0_EXTRA) also traces every request.
+xs_trace=; grep -qw e2e.xstrace /proc/cmdline && xs_trace="-T /run/e2e/xenstored.trace"
+(
+    xenstored -N --pid-file=/run/xenstored.pid $xs_trace > /run/e2e/xenstored.log 2>&1
+    rc=$?
+    echo "$rc" > /run/e2e/xenstored.exit
+    echo "E2E-PROGRESS xenstored EXITED with status $rc ($([ $rc -gt 128 ] && kill -l $((rc - 128))))"
+    tail -n 20 /run/e2e/xenstored.log
+) &
 i=0; while [ ! -S /run/xenstored/socket ]; do
     i=$((i+1)); [ $i -gt 100 ] && fatal "no xenstored socket"; sleep 0.2
 done

@@ -107,10 +107,38 @@ async function boot(ctx) {
   progress(`${ctx.name}: guest domid ${ctx.domid} ready ${secs(t0)} s after xl create`);
 }
 
+// xenstoredDeath: why dom0's xenstored is gone (init.sh records its exit), or null
+function xenstoredDeath() {
+  try {
+    const rc = fs.readFileSync('/run/e2e/xenstored.exit', 'utf8').trim();
+    return `dom0's xenstored exited with status ${rc} (see xenstored.txt of the scenario it failed in)`;
+  } catch {
+    return null;
+  }
+}
+
+// xenstoredReport: the state of dom0's xenstored, for a failed scenario's artefacts
+async function xenstoredReport() {
+  const r = await runDom0(
+    'echo "exit: $(cat /run/e2e/xenstored.exit 2>/dev/null || echo running)"; ' +
+      'p=$(cat /run/xenstored.pid 2>/dev/null); echo "pid: $p"; ' +
+      '[ -n "$p" ] && grep -E "^(State|VmRSS|Threads)" /proc/$p/status; ' +
+      '[ -n "$p" ] && echo "wchan: $(cat /proc/$p/wchan 2>/dev/null)" && cat /proc/$p/stack 2>/dev/null; ' +
+      '[ -n "$p" ] && echo "fds: $(ls /proc/$p/fd 2>/dev/null | wc -l)"; ' +
+      'echo "----- xenstored.log"; tail -n 50 /run/e2e/xenstored.log; ' +
+      'echo "----- trace (last 200 lines)"; tail -n 200 /run/e2e/xenstored.trace 2>/dev/null || echo "(no trace: add e2e.xstrace to DOM0_EXTRA)"; ' +
+      'echo "----- trace without rate-limit lines (last 4000)"; grep -v "^wrl:" /run/e2e/xenstored.trace 2>/dev/null | tail -n 4000',
+    30,
+    process.env,
+  );
+  return r.stdout + r.stderr;
+}
+
 async function collectArtifacts(ctx) {
+  artifact(ctx, 'xenstored.txt', await xenstoredReport());
   artifact(ctx, 'steps.log', ctx.lines.join('\n'));
   if (ctx.xlCreateLog) artifact(ctx, 'xl-create.log', ctx.xlCreateLog);
-  if (ctx.domid !== undefined) {
+  if (ctx.domid !== undefined && !xenstoredDeath()) {
     const D = ctx.domid;
     const xs = await runDom0(
       `xenstore-ls -fp /local/domain/${D}; xenstore-ls -fp /local/domain/0/backend/console/${D}; ` +
@@ -139,6 +167,7 @@ async function collectArtifacts(ctx) {
 async function teardown(ctx) {
   for (const c of ctx.conns.values()) c.close();
   ctx.guest?.close();
+  if (xenstoredDeath()) return; // every xl command would hang
   if (ctx.domid !== undefined || (await domainState(ctx.gname)) !== 'gone') {
     const r = await runDom0(`xl destroy ${ctx.gname}`, 120, process.env);
     if (r.code !== 0) out(`E2E-PROGRESS ${ctx.name}: xl destroy failed: ${oneLine(r.stderr)}`);
@@ -163,6 +192,8 @@ async function runScenario(name, xs) {
   let error = null;
   try {
     ctx.sc = loadScenario(name);
+    const death = xenstoredDeath();
+    if (death) throw new Error(`not run: ${death}`);
     ctx.sc.channels.forEach((c, i) => {
       ctx.socketByName.set(c.name, c.socket);
       ctx.socketByDevid.set(i + 1, c.socket);

@@ -54,10 +54,11 @@ export async function probeTty(path: string): Promise<TtyProbe> {
 
 /**
  * Under a `root` (a simulated guest) xenstore is the Unix socket the simulator serves at
- * <dev>/xen/xenbus, standing for the guest's own xenbus connection (relative paths).
+ * <dev>/xen/xenbus, standing for the guest's xenbus device: relative paths, and one request
+ * at a time (the simulator mangles pipelined requests as the real device does).
  */
 function simulatedXenbus(roots: Roots): Transport {
-  return new UnixSocketTransport(join(roots.dev, 'xen', 'xenbus'), { relativePaths: true });
+  return new UnixSocketTransport(join(roots.dev, 'xen', 'xenbus'), { relativePaths: true, oneRequestAtATime: true });
 }
 
 export interface NodeEnvOptions {

@@ -132,7 +132,7 @@ export class SimulatedGuest extends EventEmitter {
     // Other processes (xen-channel --root <root> ...) reach this guest's xenstore through a
     // socket where the real guest has its xenbus device.
     await mkdir(join(dev, 'xen'), { recursive: true });
-    await this.xenstored.listen(join(dev, 'xen', 'xenbus'), { domid: this.domid });
+    await this.xenstored.listen(join(dev, 'xen', 'xenbus'), { domid: this.domid, xenbusDevice: true });
     this.kernel = await XenstoreClient.connect({ transport: this.transport() });
     this.dom0 = await XenstoreClient.connect({ transport: this.xenstored.transport({ domid: 0 }) });
     const frontends = await this.kernel.watch('device');
@@ -146,7 +146,7 @@ export class SimulatedGuest extends EventEmitter {
 
   /** The guest's own xenstore connection (relative paths allowed), as the xenbus device gives it. */
   transport(): Transport {
-    return this.xenstored.transport({ domid: this.domid, relativePaths: true });
+    return this.xenstored.transport({ domid: this.domid, relativePaths: true, xenbusDevice: true });
   }
 
   /** The dom0-side socket of the channel with this devid. */

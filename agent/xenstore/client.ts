@@ -3,7 +3,9 @@
  * flight (matched by req_id in a Map), watch events routed to Watch iterators by token, a
  * bounded transaction() helper, and optional reconnection.
  * Layer: I/O over an injected transport and clock; no literal system paths here.
- * Invariants: a req_id is unique among requests in flight; watch events never resolve a
+ * Invariants: a req_id is unique among requests in flight; on a transport that takes one
+ * request at a time, a request is written only once every earlier one is answered (the rest
+ * wait, in order, in `unsent`); watch events never resolve a
  * request; a reply with an unknown req_id, or an undecodable stream, is a ProtocolError that
  * drops the connection; only the current connection (epoch) may settle requests.
  * Closing rejects every pending request with ConnectionClosedError and ends every watch.
@@ -350,6 +352,10 @@ export class XenstoreClient extends XenstoreOperations {
   private readonly maxTransactionAttempts: number;
   private readonly emitter = new EventEmitter();
   private readonly pending = new Map<number, Pending>();
+  /** Requests held back until the one in flight is answered (oneRequestAtATime transports). */
+  private unsent: Buffer[] = [];
+  /** Requests written and not answered yet. */
+  private inFlight = 0;
   private readonly watches = new Map<string, Watch>();
   private readonly closing = new AbortController();
   private link: Link | undefined;
@@ -513,8 +519,20 @@ export class XenstoreClient extends XenstoreOperations {
     const reqId = this.allocateReqId();
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.set(reqId, { type, op, path, resolve, reject });
-      link.duplex.write(encodeFrame({ type, reqId, txId, payload }));
+      this.unsent.push(encodeFrame({ type, reqId, txId, payload }));
+      this.writeUnsent(link);
     });
+  }
+
+  /** Writes the held-back requests the transport can take now. */
+  private writeUnsent(link: Link): void {
+    const limit = this.transport.oneRequestAtATime ? 1 : Number.POSITIVE_INFINITY;
+    while (this.inFlight < limit) {
+      const frame = this.unsent.shift();
+      if (frame === undefined) return;
+      this.inFlight++;
+      link.duplex.write(frame);
+    }
   }
 
   private allocateReqId(): number {
@@ -570,6 +588,8 @@ export class XenstoreClient extends XenstoreOperations {
       return;
     }
     this.pending.delete(frame.reqId);
+    this.inFlight--;
+    this.writeUnsent(link);
     if (frame.type === XsType.ERROR) {
       pending.reject(errorFromReply(frame.payload, pending.op, pending.path));
     } else if (frame.type !== pending.type) {
@@ -641,6 +661,8 @@ export class XenstoreClient extends XenstoreOperations {
   private rejectPending(message: string, cause: unknown): void {
     const pending = [...this.pending.values()];
     this.pending.clear();
+    this.unsent = [];
+    this.inFlight = 0;
     for (const p of pending) {
       const where = p.path === undefined ? '' : ` ${p.path}`;
       p.reject(new ConnectionClosedError(`xenstore ${p.op}${where}: ${message}`, { cause }));

@@ -18,6 +18,7 @@ import {
   type Frame,
   FrameDecoder,
   nulTerminated,
+  PAYLOAD_MAX,
   splitNulStrings,
   XsType,
   type XsTypeNumber,
@@ -29,6 +30,14 @@ import { type ConnState, closeConnection, createState, type Delivery, openConnec
 export interface SimConnectOptions {
   /** The domain the connection acts as; 0 is privileged dom0. */
   readonly domid: number;
+  /**
+   * Serve the connection as the Linux xenbus device (/dev/xen/xenbus) passes requests on:
+   * a request reaches xenstored on a later turn, with the payload that is then in the
+   * connection's one message buffer, which every later request overwrites. A client that
+   * writes a request before the previous reply gets mangled requests, as on real Xen (see
+   * Transport.oneRequestAtATime).
+   */
+  readonly xenbusDevice?: boolean;
 }
 
 /** What a request hook sees of one client request (see XenstoredSim.onRequest). */
@@ -47,6 +56,8 @@ export interface SimTransportOptions {
   readonly domid: number;
   /** What Transport.relativePaths reports; defaults to true for guests, false for dom0. */
   readonly relativePaths?: boolean;
+  /** Connections act as the guest's xenbus device (see SimConnectOptions.xenbusDevice). */
+  readonly xenbusDevice?: boolean;
 }
 
 function checkDomid(domid: unknown): number {
@@ -80,7 +91,7 @@ export class XenstoredSim {
     const domid = checkDomid(options?.domid);
     if (this.#closed) throw new ConnectionClosedError('simulated xenstored is closed');
     const [client, server] = createDuplexPair();
-    this.#attach(server, domid);
+    this.#attach(server, domid, options.xenbusDevice ?? false);
     return client;
   }
 
@@ -92,7 +103,7 @@ export class XenstoredSim {
   async listen(socketPath: string, options: SimConnectOptions): Promise<void> {
     const domid = checkDomid(options?.domid);
     if (this.#closed) throw new ConnectionClosedError('simulated xenstored is closed');
-    const server = createServer((socket) => this.#attach(socket, domid));
+    const server = createServer((socket) => this.#attach(socket, domid, options.xenbusDevice ?? false));
     this.#servers.add(server);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -120,10 +131,11 @@ export class XenstoredSim {
     return {
       description,
       relativePaths: options.relativePaths ?? domid !== 0,
+      oneRequestAtATime: options.xenbusDevice ?? false,
       connect: async (signal?: AbortSignal): Promise<Duplex> => {
         signal?.throwIfAborted();
         if (this.#closed) throw new ConnectionClosedError(`${description} is closed`);
-        return this.connect({ domid });
+        return this.connect({ domid, xenbusDevice: options.xenbusDevice ?? false });
       },
     };
   }
@@ -222,7 +234,7 @@ export class XenstoredSim {
     await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 
-  #attach(stream: Duplex, domid: number): void {
+  #attach(stream: Duplex, domid: number, xenbusDevice: boolean): void {
     if (this.#closed) {
       stream.destroy();
       return;
@@ -230,6 +242,16 @@ export class XenstoredSim {
     const conn = openConnection(this.#state, domid);
     this.#links.set(conn, stream);
     const decoder = new FrameDecoder();
+    const handle = (frame: Frame): void => {
+      if (this.#links.get(conn) !== stream) return;
+      const path = frame.payload.subarray(0, Math.max(0, frame.payload.indexOf(0))).toString('utf8');
+      if (this.#hook?.({ domid, type: frame.type as XsTypeNumber, txId: frame.txId, path }) === 'drop') {
+        this.#drop(conn, stream);
+        return;
+      }
+      this.#deliverAll(handleFrame(this.#state, conn, frame));
+    };
+    const receive = xenbusDevice ? deviceBuffered(handle) : handle;
     stream.on('data', (chunk: Buffer) => {
       let frames: Frame[];
       try {
@@ -239,15 +261,7 @@ export class XenstoredSim {
         this.#drop(conn, stream);
         return;
       }
-      for (const frame of frames) {
-        if (this.#links.get(conn) !== stream) return;
-        const path = frame.payload.subarray(0, Math.max(0, frame.payload.indexOf(0))).toString('utf8');
-        if (this.#hook?.({ domid, type: frame.type as XsTypeNumber, txId: frame.txId, path }) === 'drop') {
-          this.#drop(conn, stream);
-          return;
-        }
-        this.#deliverAll(handleFrame(this.#state, conn, frame));
-      }
+      for (const frame of frames) receive(frame);
     });
     // A broken connection just ends; 'close' follows and cleans up.
     stream.on('error', () => {});
@@ -295,4 +309,25 @@ export class XenstoredSim {
     if (!reply) throw new Error(`bug: no reply to a ${type} request`);
     return reply;
   }
+}
+
+/**
+ * The Linux xenbus device's request path (drivers/xen/xenbus: xenbus_file_write() keeps the
+ * message in the open file's buffer and queues it with its payload still pointing there;
+ * xenbus_thread copies it to the ring later). Requests are passed to `handle` on a later
+ * turn, each with its own header and whatever the shared buffer holds by then.
+ */
+function deviceBuffered(handle: (frame: Frame) => void): (frame: Frame) => void {
+  const buffer = Buffer.alloc(PAYLOAD_MAX);
+  const queued: Frame[] = [];
+  return (frame) => {
+    frame.payload.copy(buffer);
+    queued.push(frame);
+    if (queued.length > 1) return;
+    setImmediate(() => {
+      for (const { type, reqId, txId, payload } of queued.splice(0)) {
+        handle({ type, reqId, txId, payload: Buffer.from(buffer.subarray(0, payload.length)) });
+      }
+    });
+  };
 }

@@ -1,7 +1,8 @@
 /*
  * Transport over a xenstored Unix socket (dom0: /run/xenstored/socket). Layer: I/O.
  * Daemon sockets take absolute paths only; a socket that stands for a domain's own
- * connection (the simulated guest's xenbus) says so with `relativePaths`. connect() rejects
+ * connection (the simulated guest's xenbus) says so with `relativePaths`, and one standing for
+ * the xenbus device with `oneRequestAtATime`. connect() rejects
  * with XenstoreUnavailableError naming the socket and what to check; an aborted signal
  * destroys the half-open socket.
  */
@@ -12,12 +13,14 @@ import type { Transport } from '../transport.js';
 
 export class UnixSocketTransport implements Transport {
   readonly relativePaths: boolean;
+  readonly oneRequestAtATime: boolean;
   readonly description: string;
   readonly socketPath: string;
 
-  constructor(socketPath: string, options: { relativePaths?: boolean } = {}) {
+  constructor(socketPath: string, options: { relativePaths?: boolean; oneRequestAtATime?: boolean } = {}) {
     this.socketPath = socketPath;
     this.relativePaths = options.relativePaths ?? false;
+    this.oneRequestAtATime = options.oneRequestAtATime ?? false;
     this.description = `xenstored socket ${socketPath}`;
   }
 

@@ -11,7 +11,8 @@
  * connection owns one worker thread that does nothing but blocking readSync() calls and
  * posts the bytes back; the main thread never blocks and the threadpool stays free.
  * Writes go through fs.write, one whole message per call (the device acts on one message
- * per write), queued in order by the Writable side.
+ * per write), queued in order by the Writable side; the client sends the next request only
+ * after the previous reply (oneRequestAtATime: the device's buffer reuse, see Transport).
  * Closing: a thread blocked in read() cannot be interrupted, so destroy() sets a shared stop
  * flag and writes one harmless request (GET_DOMAIN_PATH) whose reply wakes the reader; the
  * worker then exits and the fd is closed. The worker is unref'd from then on, so a
@@ -107,6 +108,8 @@ class XenbusDeviceStream extends Duplex {
 
 export class XenbusDeviceTransport implements Transport {
   readonly relativePaths = true;
+  /** The device reuses one buffer per open file for request payloads (see Transport). */
+  readonly oneRequestAtATime = true;
   readonly description: string;
   readonly devicePath: string;
 

@@ -68,7 +68,8 @@ const ACTIONS: Record<string, (arg: Record<string, unknown>, run: Run, label: st
   },
   async 'write-link'(arg, run, label) {
     const name = String(arg.name);
-    const devid = run.devids.get(name);
+    // `devid`: the channel expected behind the link when several were plugged with the name.
+    const devid = arg.devid === undefined ? run.devids.get(name) : Number(arg.devid);
     if (devid === undefined) throw new Error(`write-link: no plugged channel named ${name}`);
     const line = `written to /dev/vport/${name}`;
     const got = await guestToDom0(run.guest, join(run.guest.roots.dev, 'vport', name), devid, line);

@@ -117,6 +117,10 @@ async function command(where, arg, step, ctx) {
     throw new Error(
       `${why}; stdout ${JSON.stringify(clip(res.stdout, 300))}; stderr ${JSON.stringify(clip(res.stderr, 300))}`,
     );
+  if (step.report) {
+    const line = clip(res.stdout.trim().split('\n')[0] ?? '', 300);
+    process.stdout.write(`E2E-PROGRESS ${ctx.name}: ${step.name ?? where}: ${line}\n`);
+  }
 }
 
 // ---------------------------------------------------------------- channels
@@ -279,8 +283,12 @@ async function observe(arg, step, ctx) {
 /** A line written in the guest to /dev/vport/<name> reaches the dom0 socket of that channel. */
 async function writeLink(arg, step, ctx) {
   if (!PLAIN_NAME.test(arg.name ?? '')) throw new Error(`write-link: not a plain channel name: ${arg.name}`);
+  // `devid`: the channel expected behind the link when several were plugged with the name.
+  const expected =
+    arg.devid === undefined ? { channel: arg.name } : { socket: ctx.socketByDevid.get(arg.devid) ?? '' };
+  if (expected.socket === '') throw new Error(`write-link: no channel plugged as devid ${arg.devid}`);
   // Connect first: QEMU drops what the guest writes while no client is connected.
-  const c = await connection(socketOf({ channel: arg.name }, ctx), ctx, step.timeout ?? 10);
+  const c = await connection(socketOf(expected, ctx), ctx, step.timeout ?? 10);
   const line = `written to /dev/vport/${arg.name}`;
   const res = await runCommand('guest', `printf '%s\\n' '${line}' > /dev/vport/${arg.name}`, 30, ctx);
   if (res.code !== 0)

@@ -284,8 +284,7 @@ async function observe(arg, step, ctx) {
 async function writeLink(arg, step, ctx) {
   if (!PLAIN_NAME.test(arg.name ?? '')) throw new Error(`write-link: not a plain channel name: ${arg.name}`);
   // `devid`: the channel expected behind the link when several were plugged with the name.
-  const expected =
-    arg.devid === undefined ? { channel: arg.name } : { socket: ctx.socketByDevid.get(arg.devid) ?? '' };
+  const expected = arg.devid === undefined ? { channel: arg.name } : { socket: ctx.socketByDevid.get(arg.devid) ?? '' };
   if (expected.socket === '') throw new Error(`write-link: no channel plugged as devid ${arg.devid}`);
   // Connect first: QEMU drops what the guest writes while no client is connected.
   const c = await connection(socketOf(expected, ctx), ctx, step.timeout ?? 10);

@@ -288,12 +288,18 @@ function unplacedConsoles(entries: readonly ConsoleEntry[], model: SlotModel): s
  * brings them into the next pass); only an occupied slot they cannot explain makes the
  * inferred assignments uncertain.
  */
-async function observeAndCheck(env: Env, ops: XenstoreOperations, saved: SlotModel | undefined) {
+async function observeAndCheck(
+  env: Env,
+  ops: XenstoreOperations,
+  saved: SlotModel | undefined,
+  releaseBeforeProbe: ReconcileOptions['releaseBeforeProbe'],
+) {
   for (let attempt = 1; ; attempt++) {
     const observation = await observe(ops);
     env.log.log('debug', `pass: observed ${observation.consoles.map((c) => `${c.key}:${c.state ?? '-'}`).join(' ')}`);
     const entries = inventory(observation.consoles);
     const predicted = nextModel(saved, entries, observation.primary);
+    await releaseBeforeProbe?.(freeSlots(predicted));
     const occupied: number[] = [];
     for (const slot of freeSlots(predicted)) {
       const probe = await env.probeTty(join(env.roots.dev, `hvc${slot}`));
@@ -353,6 +359,15 @@ export interface ReconcileOptions {
   readonly apply?: boolean;
   /** Running as a udev RUN program: do not wait for udev, nor check links it has not made yet. */
   readonly fromUdev?: boolean;
+  /**
+   * Called with the slots the pass is about to open to check they are free, before it opens
+   * them: a caller that holds channel ttys open (the agent's raw holder) closes the ones among
+   * them first. In Linux's hvc layer, opening /dev/hvcN while the hung-up tty of the console
+   * removed from that slot is still held open reopens the removed console (hvc_open() on it
+   * requests its freed interrupt): on real Xen this leaked the irq's /proc entry and then
+   * corrupted kernel memory (a general protection fault in the next hvc_open()).
+   */
+  readonly releaseBeforeProbe?: (slots: readonly number[]) => Promise<void>;
 }
 
 /**
@@ -370,7 +385,12 @@ export async function reconcile(
   return withLock(env.roots.run, env.clock, async () => {
     env.log.log('debug', 'pass: lock held');
     const saved = await loadState(env);
-    const { entries, predicted, model: checked, occupied } = await observeAndCheck(env, ops, saved?.model);
+    const {
+      entries,
+      predicted,
+      model: checked,
+      occupied,
+    } = await observeAndCheck(env, ops, saved?.model, options.releaseBeforeProbe);
     if (checked !== predicted) {
       const seen = entries.map((e) => `${e.key}:${e.state ?? '-'}`).join(' ');
       const believed = predicted.live.map((a) => `${a.devid}@hvc${a.slot}`).join(' ');

@@ -107,7 +107,10 @@ export class Agent {
     do {
       this.again = false;
       try {
-        const result = await reconcile(this.env, this.client, { logged: this.logged });
+        const result = await reconcile(this.env, this.client, {
+          logged: this.logged,
+          releaseBeforeProbe: async (slots) => this.rawHolder?.release(slots),
+        });
         await this.rawHolder?.update(result.channels);
         this.retryDelay = RETRY_MS.first;
         this.emitter.emit('reconciled', result);

@@ -5,7 +5,8 @@
  * one descriptor open on each linked channel's tty, in raw mode, and never reads from it: no
  * byte is taken from the channel, and every later opener finds the tty raw.
  * Layer: service effect (opens ttys, runs stty through api/open.ts's setRawMode).
- * A tty whose channel goes away (or moves to another slot) is released; close() releases all.
+ * A tty whose channel goes away (or moves to another slot) is released, before the pass opens
+ * that slot to check it is free (release()); close() releases all.
  */
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
@@ -58,6 +59,18 @@ export class RawHolder {
           `channel ${channel.name}: cannot keep ${tty} in raw mode (${(err as Error).message}); programs that do not set raw mode themselves may see echo and \\r\\n`,
         );
       }
+    }
+  }
+
+  /**
+   * Lets go of the ttys held in `slots` (slots whose channel went away: the pass is about to
+   * open them, which must not happen while the old tty is still held; see reconcile.ts).
+   */
+  async release(slots: readonly number[]): Promise<void> {
+    for (const [key, handle] of [...this.held]) {
+      if (!slots.includes(Number(key.split('@')[1]))) continue;
+      this.held.delete(key);
+      await handle.close().catch(() => {});
     }
   }
 

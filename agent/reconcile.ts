@@ -299,16 +299,20 @@ async function observeAndCheck(
     env.log.log('debug', `pass: observed ${observation.consoles.map((c) => `${c.key}:${c.state ?? '-'}`).join(' ')}`);
     const entries = inventory(observation.consoles);
     const predicted = nextModel(saved, entries, observation.primary);
-    await releaseBeforeProbe?.(freeSlots(predicted));
+    // Only a pass that can make the ttys' holders let go opens vacated slots (see
+    // ReconcileOptions.releaseBeforeProbe); for the others they are no evidence anyway.
+    const vacated = new Set(predicted.vacated ?? []);
+    const probed = freeSlots(predicted).filter((slot) => releaseBeforeProbe !== undefined || !vacated.has(slot));
+    await releaseBeforeProbe?.(probed);
     const occupied: number[] = [];
-    for (const slot of freeSlots(predicted)) {
+    for (const slot of probed) {
       const probe = await env.probeTty(join(env.roots.dev, `hvc${slot}`));
       env.log.log('debug', `pass: hvc${slot} ${probe}`);
       if (probe === 'occupied') occupied.push(slot);
     }
     const before = unplacedConsoles(entries, predicted);
     const model = crossCheck(predicted, occupied, before.length);
-    if (model === predicted) return { entries, predicted, model, occupied };
+    if (model === predicted) return { entries, predicted, model, probed, occupied };
     const again = await observe(ops);
     if (attempt < OBSERVE_ATTEMPTS && JSON.stringify(again) !== JSON.stringify(observation)) {
       env.log.log('debug', 'pass: consoles changed while their ttys were checked; looking again');
@@ -317,7 +321,7 @@ async function observeAndCheck(
     const unplaced = new Set([...before, ...unplacedConsoles(inventory(again.consoles), predicted)]);
     const explained = crossCheck(predicted, occupied, unplaced.size) === predicted;
     if (explained) env.log.log('debug', `pass: consoles ${[...unplaced].join(', ')} explain the occupied slots`);
-    return { entries, predicted, model: explained ? predicted : model, occupied };
+    return { entries, predicted, model: explained ? predicted : model, probed, occupied };
   }
 }
 
@@ -365,7 +369,9 @@ export interface ReconcileOptions {
    * them first. In Linux's hvc layer, opening /dev/hvcN while the hung-up tty of the console
    * removed from that slot is still held open reopens the removed console (hvc_open() on it
    * requests its freed interrupt): on real Xen this leaked the irq's /proc entry and then
-   * corrupted kernel memory (a general protection fault in the next hvc_open()).
+   * corrupted kernel memory (a general protection fault in the next hvc_open()). A pass
+   * without this callback (the udev helper, `status`) cannot make the agent let go, so it
+   * does not open vacated slots at all: they stay vacated until the agent's pass settles them.
    */
   readonly releaseBeforeProbe?: (slots: readonly number[]) => Promise<void>;
 }
@@ -389,6 +395,7 @@ export async function reconcile(
       entries,
       predicted,
       model: checked,
+      probed,
       occupied,
     } = await observeAndCheck(env, ops, saved?.model, options.releaseBeforeProbe);
     if (checked !== predicted) {
@@ -400,7 +407,7 @@ export async function reconcile(
           `placed by inference lose their links rather than risk wrong ones (consoles ${seen}; model ${believed})`,
       );
     }
-    const model = settleVacated(checked, occupied);
+    const model = settleVacated(checked, probed, occupied);
     const now = env.clock.epochMs();
     const waitingSince: Record<string, number> = {};
     for (const e of entries) {

@@ -99,12 +99,15 @@ function withVacated(model: SlotModel, slots: readonly number[]): SlotModel {
   return unique.length > 0 ? { ...rest, vacated: unique } : rest;
 }
 
-/** Forgets the vacated slots that answered ENODEV: their old tty is gone for good. */
-export function settleVacated(model: SlotModel, occupied: readonly number[]): SlotModel {
+/**
+ * Forgets the vacated slots that were opened (`probed`) and answered ENODEV: their old tty is
+ * gone for good. A vacated slot not opened in this pass stays vacated.
+ */
+export function settleVacated(model: SlotModel, probed: readonly number[], occupied: readonly number[]): SlotModel {
   if (!model.vacated) return model;
   return withVacated(
     model,
-    model.vacated.filter((s) => occupied.includes(s)),
+    model.vacated.filter((s) => !probed.includes(s) || occupied.includes(s)),
   );
 }
 

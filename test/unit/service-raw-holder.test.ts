@@ -82,3 +82,33 @@ t.test(
     );
   },
 );
+
+t.test(
+  'a pass that cannot release holders (udev helper, status) never opens a vacated slot; the agent pass settles it',
+  async (t) => {
+    const guest = await startGuest(t);
+    await guest.plug(1, 'one');
+    await guest.plug(2, 'two');
+    const opened: string[] = [];
+    const env = recordingEnv(guest);
+    const probing = recordingEnv(guest, {
+      probeTty: async (path) => {
+        opened.push(basename(path));
+        return env.probeTty(path);
+      },
+    });
+    const client = await XenstoreClient.connect({ transport: probing.xenstore });
+    t.teardown(() => client.close());
+    const release = async () => {};
+    await reconcile(probing, client, { releaseBeforeProbe: release });
+    await guest.unplug(2);
+    opened.length = 0;
+    const helper = await reconcile(probing, client, { fromUdev: true });
+    t.same(helper.model.vacated, [2], 'hvc2 is vacated');
+    t.notOk(opened.includes('hvc2'), `the helper's pass did not open hvc2 (opened ${opened.join(' ')})`);
+    opened.length = 0;
+    const agent = await reconcile(probing, client, { releaseBeforeProbe: release });
+    t.ok(opened.includes('hvc2'), "the agent's pass opened it");
+    t.equal(agent.model.vacated, undefined, 'and, answering ENODEV, it is settled');
+  },
+);

@@ -156,8 +156,9 @@ t.test('a slot vacated by an unplug may still answer until its last opener close
     ['uncertain', 'uncertain'],
     'another occupied slot still is',
   );
-  t.same(settleVacated(unplugged, [2]).vacated, [2], 'kept while it still answers');
-  t.equal(settleVacated(unplugged, []).vacated, undefined, 'forgotten once it answered ENODEV');
+  t.same(settleVacated(unplugged, [2], [2]).vacated, [2], 'kept while it still answers');
+  t.equal(settleVacated(unplugged, [2], []).vacated, undefined, 'forgotten once it answered ENODEV');
+  t.same(settleVacated(unplugged, [], []).vacated, [2], 'kept while nobody opened it');
   const replugged = advance(unplugged, live(1, 3, 4), 'observed');
   t.same(slots(replugged), { 1: 1, 3: 3, 4: 2 }, 'the kernel gives the vacated index to the next console');
   t.equal(replugged.vacated, undefined, 'and it is no longer vacated');

@@ -104,6 +104,25 @@ const nameCases: HostileCase[] = hostileNames.map(([what, raw]) => ({
   links: { 'vport/org.example.two': undefined },
 }));
 
+/** udevadm `fault` while devid 2 is plugged: the error line, no link until udevadm is back. */
+function udevadmCase(fault: 'missing' | 'failing', logLine: RegExp): HostileCase {
+  return {
+    what: `udevadm ${fault}`,
+    linkMode: 'udev',
+    act: async (ctx) => {
+      ctx.udevadm = fault;
+      ctx.heal = async () => {
+        ctx.udevadm = undefined;
+      };
+      await ctx.guest.plug(2, 'org.example.two');
+    },
+    log: [logLine],
+    status: /! \/dev\/vport\/org\.example\.two resolves to \(ENOENT\)/,
+    links: { 'vport/org.example.two': undefined },
+    healed: { 'vport/org.example.two': '../hvc2' },
+  };
+}
+
 const cases: HostileCase[] = [
   ...nameCases,
   {
@@ -306,40 +325,14 @@ const cases: HostileCase[] = [
     links: { 'vport/org.example.two': undefined },
     healed: { 'vport/org.example.two': '../hvc2' },
   },
-  {
-    what: 'udevadm missing',
-    linkMode: 'udev',
-    act: async (ctx) => {
-      ctx.udevadm = 'missing';
-      ctx.heal = async () => {
-        ctx.udevadm = undefined;
-      };
-      await ctx.guest.plug(2, 'org.example.two');
-    },
-    log: [
-      /^error: could not update the channel links: udevadm control --reload could not be started \(spawn udevadm ENOENT\); is udev installed\? \(or run with --no-udev\); retrying in 1 s$/,
-    ],
-    status: /! \/dev\/vport\/org\.example\.two resolves to \(ENOENT\)/,
-    links: { 'vport/org.example.two': undefined },
-    healed: { 'vport/org.example.two': '../hvc2' },
-  },
-  {
-    what: 'udevadm failing',
-    linkMode: 'udev',
-    act: async (ctx) => {
-      ctx.udevadm = 'failing';
-      ctx.heal = async () => {
-        ctx.udevadm = undefined;
-      };
-      await ctx.guest.plug(2, 'org.example.two');
-    },
-    log: [
-      /^error: could not update the channel links: udevadm control --reload exited with 1: .*udev did not reload its rules; retrying in 1 s$/,
-    ],
-    status: /! \/dev\/vport\/org\.example\.two resolves to \(ENOENT\)/,
-    links: { 'vport/org.example.two': undefined },
-    healed: { 'vport/org.example.two': '../hvc2' },
-  },
+  udevadmCase(
+    'missing',
+    /^error: could not update the channel links: udevadm control --reload could not be started \(spawn udevadm ENOENT\); is udev installed\? \(or run with --no-udev\); retrying in 1 s$/,
+  ),
+  udevadmCase(
+    'failing',
+    /^error: could not update the channel links: udevadm control --reload exited with 1: .*udev did not reload its rules; retrying in 1 s$/,
+  ),
 ];
 
 /** Polls `check` every 10 ms until it holds; fails after 10 s (a bound, not a timing assertion). */
